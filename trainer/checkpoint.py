@@ -1,0 +1,105 @@
+"""Atomic writes and the resumable training state (safetensors + JSON, never pickle)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+RESUME_DIR = "resume"  # inside a run folder; removed once the run completes
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over the target."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; artifacts are meant to be shared
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    os.chmod(tmp, 0o644)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, scalars = {}, {}
+    for pid, entries in state["state"].items():
+        for key, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{pid}.{key}"] = value
+            else:
+                scalars[f"{pid}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith("optim."):
+            _, pid, key = name.split(".", 2)
+            state.setdefault(int(pid), {})[key] = value
+    for name, value in meta["scalars"].items():
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_resume_state(run_dir: Path, *, model, best_state, optimizer, scheduler, batch_gen, progress: dict) -> None:
+    """Everything needed to continue after the last completed epoch."""
+    folder = Path(run_dir) / RESUME_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    optim_tensors, optim_meta = _flatten_optimizer(optimizer.state_dict())
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors |= {f"best.{k}": v for k, v in best_state.items()}
+    tensors |= optim_tensors
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.batches"] = batch_gen.get_state()
+    atomic_save_tensors(folder / "state.safetensors", tensors)
+    meta = {"optimizer": optim_meta, "scheduler": scheduler.state_dict() if scheduler else None, "progress": progress}
+    atomic_write_json(folder / "state.json", meta)
+
+
+def load_resume_state(run_dir: Path) -> dict:
+    folder = Path(run_dir) / RESUME_DIR
+    tensors = load_file(folder / "state.safetensors")
+    meta = json.loads((folder / "state.json").read_text())
+    pick = lambda prefix: {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}  # noqa: E731
+    return {
+        "model": pick("model."),
+        "best": pick("best."),
+        "optimizer": _unflatten_optimizer(tensors, meta["optimizer"]),
+        "scheduler": meta["scheduler"],
+        "rng_torch": tensors["rng.torch"],
+        "rng_batches": tensors["rng.batches"],
+        "progress": meta["progress"],
+    }

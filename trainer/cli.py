@@ -1,0 +1,127 @@
+"""Command line: `python -m trainer [options]` trains; `python -m trainer push RUN_DIR` uploads."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from trainer.config import PRESETS, ModelConfig, TrainConfig, from_dict, replace_known, to_dict
+
+log = logging.getLogger("trainer")
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "model_card.md"
+EXIT_INTERRUPTED = 130
+
+
+def add_hub_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--repo-id", help="Hub model repo OWNER/NAME to push to")
+    p.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    p.add_argument("--commit-message", help="Hub commit message")
+
+
+def train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m trainer", description="Train the surname BiGRU.")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="default", help="starting hyperparameters")
+    p.add_argument("--data-dir", help="folder with names_{train,test}.csv.gz (else $NAME_ORIGIN_DATA, data/, ../shared/data)")
+    p.add_argument("--out", type=Path, help="run folder to write (default runs/<preset>-s<seed>-<time>)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument("--push", action="store_true", help="upload the finished run to the Hub (needs --repo-id)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    add_hub_args(p)
+    for cls in (ModelConfig, TrainConfig):  # every numeric field is overridable
+        for f in dataclasses.fields(cls):
+            if f.type in ("int", "float") or f.name in ("device", "schedule"):
+                typ = {"int": int, "float": float}.get(f.type, str)
+                p.add_argument("--" + f.name.replace("_", "-"), type=typ, dest=f.name, help=f"override {cls.__name__}.{f.name}")
+    return p
+
+
+def push_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m trainer push", description="Upload an existing run folder to the Hub.")
+    p.add_argument("run_dir", type=Path)
+    add_hub_args(p)
+    return p
+
+
+def build_configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
+    preset = PRESETS[args.preset]
+    overrides = vars(args)
+    return replace_known(preset.model, overrides), replace_known(preset.train, overrides)
+
+
+def run_push(run_dir: Path, args) -> int:
+    from trainer.hub import HubError, push_run
+
+    if not args.repo_id:
+        log.error("--repo-id OWNER/NAME is required to push.")
+        return 2
+    try:
+        commit = push_run(run_dir, args.repo_id, private=args.private, commit_message=args.commit_message)
+    except HubError as e:
+        log.error("%s", e)
+        return 1
+    print(f"pushed {run_dir} to {args.repo_id}: commit {commit.oid}\n{commit.url}")
+    return 0
+
+
+def run_train(args) -> int:
+    from trainer import data, report
+    from trainer.train import Interrupted, resolve_device, train
+
+    if args.push and not args.repo_id:
+        log.error("--push needs --repo-id OWNER/NAME.")
+        return 2
+    if args.resume:
+        run_dir = args.resume
+        saved = json.loads((run_dir / "resume" / "configs.json").read_text())
+        mcfg, tcfg = from_dict(ModelConfig, saved["model"]), from_dict(TrainConfig, saved["train"])
+        data_dir = Path(saved["data_dir"])
+    else:
+        mcfg, tcfg = build_configs(args)
+        data_dir = data.locate(args.data_dir)
+        run_dir = args.out or ROOT / "runs" / f"{tcfg.preset}-s{tcfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    ds = data.load(data_dir, tcfg.val_fraction, tcfg.seed, tcfg.max_train_rows)
+    mcfg = dataclasses.replace(mcfg, alphabet=ds.encoder.alphabet, labels=ds.labels)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not args.resume:
+        from trainer.checkpoint import atomic_write_json
+
+        saved = {"model": to_dict(mcfg), "train": to_dict(tcfg), "data_dir": str(data_dir)}
+        atomic_write_json(run_dir / "resume" / "configs.json", saved)
+    log.info("run folder %s\n%s\n%s", run_dir, mcfg, tcfg)
+    log.info("data %s: train %d, validation %d, test %d rows", data_dir, len(ds.train.names), len(ds.val.names), len(ds.test.names))
+    try:
+        result = train(mcfg, tcfg, ds, run_dir, resume=bool(args.resume))
+    except Interrupted:
+        log.error("interrupted: resume with  python -m trainer --resume %s", run_dir)
+        return EXIT_INTERRUPTED
+    metrics = report.write_run(run_dir, result, ds, tcfg, resolve_device(tcfg.device), TEMPLATE)
+    t = metrics["test"]
+    print(
+        f"best epoch {metrics['best_epoch']}: test accuracy {t['accuracy']:.4f}, macro-F1 {t['macro_f1']:.3f}, "
+        f"top-3 {t['top3_accuracy']:.4f}, unseen names {metrics['test_unseen']['accuracy']:.4f}\nrun folder: {run_dir}"
+    )
+    return run_push(run_dir, args) if args.push else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    is_push = bool(argv) and argv[0] == "push"
+    args = push_parser().parse_args(argv[1:]) if is_push else train_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    from trainer.data import DataError
+
+    try:
+        return run_push(args.run_dir, args) if is_push else run_train(args)
+    except (DataError, FileNotFoundError, RuntimeError) as e:
+        log.error("%s", e)
+        return 1

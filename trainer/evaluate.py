@@ -1,0 +1,145 @@
+"""Evaluation: batched inference, accuracy / macro-F1 / per-class metrics, calibration."""
+
+from __future__ import annotations
+
+import torch
+
+from trainer.data import Encoded
+
+ECE_BINS = 15
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, data: Encoded, batch_size: int = 4096) -> torch.Tensor:
+    """(n, classes) logits in the data's own order; batches sorted by length to pack tightly."""
+    was_training = model.training
+    model.eval()
+    order = torch.argsort(data.lengths, descending=True, stable=True)
+    out = torch.empty(len(data), model.config.num_classes)
+    for idx in order.split(batch_size):
+        lengths = data.lengths[idx]
+        x = data.x[idx.to(data.x.device), : int(lengths.max())]
+        out[idx] = model(x, lengths, sorted_desc=True).float().cpu()
+    model.train(was_training)
+    return out
+
+
+def confusion_matrix(pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(true, predicted) counts."""
+    return torch.bincount(y * num_classes + pred, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def classification_metrics(logits: torch.Tensor, y: torch.Tensor, labels: tuple[str, ...]) -> dict:
+    """Accuracy, macro-F1, top-3 accuracy, per-class precision/recall/F1/support, confusion."""
+    y = y.cpu()
+    pred = logits.argmax(1)
+    cm = confusion_matrix(pred, y, len(labels)).double()
+    tp = cm.diag()
+    precision = tp / cm.sum(0).clamp(min=1)
+    recall = tp / cm.sum(1).clamp(min=1)
+    f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
+    top3 = (logits.topk(min(3, logits.shape[1]), dim=1).indices == y[:, None]).any(1)
+    return {
+        "accuracy": (pred == y).double().mean().item(),
+        "macro_f1": f1.mean().item(),
+        "top3_accuracy": top3.double().mean().item(),
+        "per_class": {
+            lab: {
+                "precision": precision[i].item(),
+                "recall": recall[i].item(),
+                "f1": f1[i].item(),
+                "support": int(cm[i].sum().item()),
+            }
+            for i, lab in enumerate(labels)
+        },
+        "confusion": cm.long().tolist(),
+    }
+
+
+def quick_metrics(logits: torch.Tensor, y: torch.Tensor, num_classes: int) -> tuple[float, float]:
+    """(accuracy, macro-F1) without the per-class detail, for per-epoch logging."""
+    y = y.cpu()
+    pred = logits.argmax(1)
+    cm = confusion_matrix(pred, y, num_classes).double()
+    tp = cm.diag()
+    f1 = 2 * tp / (cm.sum(0) + cm.sum(1)).clamp(min=1)
+    return (pred == y).double().mean().item(), f1.mean().item()
+
+
+def expected_calibration_error(probs: torch.Tensor, y: torch.Tensor, bins: int = ECE_BINS) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
+    conf, pred = probs.max(1)
+    correct = (pred == y.cpu()).double()
+    edges = torch.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        in_bin = (conf > lo) & (conf <= hi)
+        if in_bin.any():
+            ece += in_bin.double().mean().item() * abs(correct[in_bin].mean().item() - conf[in_bin].double().mean().item())
+    return ece
+
+
+def reliability_bins(probs: torch.Tensor, y: torch.Tensor, bins: int = ECE_BINS) -> list[dict]:
+    """Per-bin confidence, accuracy and count, for the reliability diagram."""
+    conf, pred = probs.max(1)
+    correct = (pred == y.cpu()).double()
+    edges = torch.linspace(0, 1, bins + 1)
+    rows = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        n = int(m.sum())
+        rows.append(
+            {
+                "lo": lo.item(),
+                "hi": hi.item(),
+                "count": n,
+                "confidence": conf[m].double().mean().item() if n else None,
+                "accuracy": correct[m].mean().item() if n else None,
+            }
+        )
+    return rows
+
+
+def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """The softmax temperature minimising validation NLL (1-D search on log T; convex enough)."""
+    y = y.cpu()
+    log_t = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_t.detach().exp().clamp(0.05, 20.0))
+
+
+def coverage_curve(probs: torch.Tensor, y: torch.Tensor, points: int = 21) -> list[dict]:
+    """Accuracy of the answered names and the share answered, for thresholds 0..1."""
+    conf, pred = probs.max(1)
+    correct = pred == y.cpu()
+    rows = []
+    for t in torch.linspace(0, 1, points).tolist():
+        kept = conf >= t
+        rows.append(
+            {
+                "threshold": t,
+                "coverage": kept.double().mean().item(),
+                "accuracy": correct[kept].double().mean().item() if kept.any() else None,
+            }
+        )
+    return rows
+
+
+def abstain_threshold(probs: torch.Tensor, y: torch.Tensor, target_accuracy: float = 0.9) -> float:
+    """Smallest confidence above which answered validation names are >= target_accuracy right."""
+    conf, pred = probs.max(1)
+    order = torch.argsort(conf, descending=True)
+    correct = (pred == y.cpu())[order].double()
+    running = correct.cumsum(0) / torch.arange(1, len(correct) + 1)
+    ok = (running >= target_accuracy).nonzero()
+    if len(ok) == 0:
+        return 1.0
+    return float(conf[order][ok[-1, 0]])

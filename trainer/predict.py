@@ -1,0 +1,114 @@
+"""Inference: load a run folder and classify names (single, batch), explain, show evidence.
+
+This module and what it imports (encoding, model, evidence, config) is all the app needs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from trainer.encoding import UNK, CharEncoder, InvalidNameError, Normalized, pad_batch
+from trainer.evidence import EVIDENCE_NAME, Evidence
+from trainer.model import NameGRU
+
+MAX_BATCH = 10_000  # names per batch request
+
+
+@dataclass
+class Prediction:
+    name: str  # as typed, trimmed
+    normalized: Normalized
+    probs: dict[str, float]  # every label, calibrated, highest first
+    abstain: bool  # top probability under the model's threshold
+    evidence: dict[str, int] = field(default_factory=dict)  # training label counts of this exact name
+
+    @property
+    def top(self) -> tuple[str, float]:
+        return next(iter(self.probs.items()))
+
+
+class Predictor:
+    def __init__(self, model: NameGRU, config: dict, run_dir: Path):
+        self.model = model.eval()
+        self.run_dir = Path(run_dir)
+        self.labels = model.config.labels
+        self.encoder = CharEncoder(model.config.alphabet)
+        calibration = config.get("calibration", {})
+        self.temperature = float(calibration.get("temperature", 1.0))
+        self.threshold = float(calibration.get("abstain_threshold", 0.0))
+        path = self.run_dir / EVIDENCE_NAME
+        self.evidence = Evidence.load(path) if path.is_file() else None
+
+    @classmethod
+    def from_dir(cls, run_dir: str | Path) -> Predictor:
+        """Strict safetensors load of a run folder (config.json + model.safetensors)."""
+        run_dir = Path(run_dir)
+        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        return cls(NameGRU.from_pretrained(str(run_dir)), config, run_dir)
+
+    def metrics(self) -> dict | None:
+        path = self.run_dir / "metrics.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    @torch.inference_mode()
+    def _probs(self, encoded: list[list[int]], batch_size: int = 2048) -> torch.Tensor:
+        """(n, classes) calibrated probabilities, in input order."""
+        x, lengths = pad_batch(encoded)
+        order = torch.argsort(lengths, descending=True, stable=True)
+        out = torch.empty(len(encoded), len(self.labels))
+        for idx in order.split(batch_size):
+            ln = lengths[idx]
+            logits = self.model(x[idx, : int(ln.max())], ln, sorted_desc=True)
+            out[idx] = (logits / self.temperature).softmax(-1)
+        return out
+
+    def _evidence(self, normalized: str) -> dict[str, int]:
+        if self.evidence is None:
+            return {}
+        return {self.labels[i]: c for i, c in self.evidence.lookup(normalized).items()}
+
+    def predict(self, raw: str) -> Prediction:
+        """Classify one name; raises InvalidNameError with a user-facing message."""
+        norm = self.encoder.validate(raw)
+        probs = self._probs([self.encoder.encode(norm.text)])[0]
+        return self._prediction(str(raw).strip(), norm, probs)
+
+    def _prediction(self, name: str, norm: Normalized, probs: torch.Tensor) -> Prediction:
+        order = torch.argsort(probs, descending=True).tolist()
+        ranked = {self.labels[i]: float(probs[i]) for i in order}
+        return Prediction(name, norm, ranked, float(probs[order[0]]) < self.threshold, self._evidence(norm.text))
+
+    def predict_batch(self, raws: list[str]) -> list[Prediction | InvalidNameError]:
+        """Classify many names at once; an invalid name yields its error in its place."""
+        if len(raws) > MAX_BATCH:
+            raise InvalidNameError(f"{len(raws):,} names: the limit is {MAX_BATCH:,} per batch.")
+        results: list[Prediction | InvalidNameError] = []
+        valid: list[tuple[int, Normalized]] = []
+        for i, raw in enumerate(raws):
+            try:
+                valid.append((i, self.encoder.validate(raw)))
+                results.append(None)  # type: ignore[arg-type]
+            except InvalidNameError as e:
+                results.append(e)
+        if valid:
+            probs = self._probs([self.encoder.encode(n.text) for _, n in valid])
+            for (i, norm), p in zip(valid, probs):
+                results[i] = self._prediction(str(raws[i]).strip(), norm, p)
+        return results
+
+    @torch.inference_mode()
+    def explain(self, raw: str, label: str | None = None) -> list[tuple[str, float]]:
+        """Occlusion: for each character, how much the label's log-probability drops when that
+        character is replaced by the unknown symbol. Positive = pushed toward the label."""
+        norm = self.encoder.validate(raw)
+        ids = self.encoder.encode(norm.text)
+        variants = [ids] + [ids[:i] + [UNK] + ids[i + 1 :] for i in range(len(ids))]
+        x, lengths = pad_batch(variants)  # all the same length: one packed batch
+        logp = (self.model(x, lengths, sorted_desc=True) / self.temperature).log_softmax(-1)
+        target = self.labels.index(label) if label else int(logp[0].argmax())
+        scores = (logp[0, target] - logp[1:, target]).tolist()
+        return list(zip(norm.text, scores))

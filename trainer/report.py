@@ -1,0 +1,121 @@
+"""After training: calibrate on validation, evaluate the chosen model on test, write the run folder.
+
+Run folder: model.safetensors, config.json, metrics.json, metrics.csv, per_class.csv,
+accuracy_curve.png, reliability.png, confusion.png, coverage.csv, evidence.safetensors, README.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from trainer import evaluate as E
+from trainer import evidence, plots
+from trainer.card import render_card
+from trainer.checkpoint import RESUME_DIR, atomic_write_json, atomic_write_text
+from trainer.config import TrainConfig, to_dict
+from trainer.data import Dataset, encode_split
+from trainer.model import NameGRU
+from trainer.train import TrainResult
+
+log = logging.getLogger(__name__)
+
+ANCHORS = {  # measured on this split (shared/ANCHORS.md): name -> (accuracy, macro-F1)
+    "always Russian": (0.468, 0.035),
+    "course script as written (1 batch/epoch)": (0.743, 0.26),
+    "course BiGRU, loop fixed, epoch picked on test": (0.8506, 0.55),
+    "char 1-4-gram TF-IDF + logistic regression": (0.852, 0.547),
+}
+ABSTAIN_TARGET = 0.9  # answers given must be this accurate on validation
+
+
+def evaluate_model(model: NameGRU, ds: Dataset, device: torch.device) -> dict:
+    """Calibration, abstention and test metrics for the chosen model."""
+    val, test = encode_split(ds.val, ds.encoder, device), encode_split(ds.test, ds.encoder, device)
+    val_logits, test_logits = E.predict_logits(model, val), E.predict_logits(model, test)
+    temperature = E.fit_temperature(val_logits, val.y.cpu())
+    val_probs, test_probs_raw = (val_logits / temperature).softmax(1), test_logits.softmax(1)
+    test_probs = (test_logits / temperature).softmax(1)
+    threshold = E.abstain_threshold(val_probs, val.y, ABSTAIN_TARGET)
+    seen = evidence.Evidence(evidence.build(ds.train.names + ds.val.names, ds.train.labels + ds.val.labels))
+    unseen = ~seen.seen_mask(ds.test.names)
+    test_metrics = E.classification_metrics(test_logits, test.y, ds.labels)
+    val_acc, val_f1 = E.quick_metrics(val_logits, val.y, len(ds.labels))
+    unseen_acc = (test_logits.argmax(1) == test.y.cpu())[unseen].double().mean().item()
+    kept = test_probs.max(1).values >= threshold
+    return {
+        "test": test_metrics,
+        "val": {"accuracy": val_acc, "macro_f1": val_f1},
+        "test_unseen": {"rows": int(unseen.sum()), "accuracy": unseen_acc},
+        "calibration": {
+            "temperature": temperature,
+            "ece_before": E.expected_calibration_error(test_probs_raw, test.y),
+            "ece_after": E.expected_calibration_error(test_probs, test.y),
+            "bins": E.ECE_BINS,
+            "reliability_before": E.reliability_bins(test_probs_raw, test.y),
+            "reliability_after": E.reliability_bins(test_probs, test.y),
+        },
+        "abstention": {
+            "threshold": threshold,
+            "target_val_accuracy": ABSTAIN_TARGET,
+            "test_coverage": kept.double().mean().item(),
+            "test_accuracy_answered": (test_probs.argmax(1) == test.y.cpu())[kept].double().mean().item(),
+            "curve": E.coverage_curve(test_probs, test.y),
+        },
+    }
+
+
+def rows_to_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def write_run(run_dir: Path, result: TrainResult, ds: Dataset, tcfg: TrainConfig, device, template: Path) -> dict:
+    """Write every artifact into run_dir (each atomically; weights via a temp folder + rename)."""
+    run_dir = Path(run_dir)
+    model = result.model
+    ev = evaluate_model(model, ds, device)
+    best = result.history[result.best_epoch - 1]
+    metrics = {
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "seconds_total": sum(h["seconds"] for h in result.history),
+        "history": result.history,
+        "anchors": {k: {"accuracy": a, "macro_f1": f} for k, (a, f) in ANCHORS.items()},
+        "best_epoch_row": best,
+        **ev,
+    }
+    config = {
+        **to_dict(model.config),
+        "train": to_dict(tcfg),
+        "data": {"sha256": ds.checksums, "rows_skipped": {k: r.skipped for k, r in ds.reports.items()}},
+        "calibration": {
+            "temperature": ev["calibration"]["temperature"],
+            "abstain_threshold": ev["abstention"]["threshold"],
+        },
+    }
+    with tempfile.TemporaryDirectory(dir=run_dir) as tmp:
+        model.to("cpu").save_pretrained(tmp, config=config)
+        shutil.move(Path(tmp) / "config.json", run_dir / ".config.json.tmp")
+        shutil.move(Path(tmp) / "model.safetensors", run_dir / ".model.safetensors.tmp")
+    (run_dir / ".model.safetensors.tmp").replace(run_dir / "model.safetensors")
+    (run_dir / ".config.json.tmp").replace(run_dir / "config.json")
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    atomic_write_text(run_dir / "metrics.csv", rows_to_csv(result.history))
+    per_class = [{"language": k, **v} for k, v in ev["test"]["per_class"].items()]
+    atomic_write_text(run_dir / "per_class.csv", rows_to_csv(per_class))
+    atomic_write_text(run_dir / "coverage.csv", rows_to_csv(ev["abstention"]["curve"]))
+    evidence.save(run_dir / evidence.EVIDENCE_NAME, ds.train.names + ds.val.names, ds.train.labels + ds.val.labels)
+    plots.save_all(run_dir, metrics, ds.labels)
+    atomic_write_text(run_dir / "README.md", render_card(template, config, metrics))
+    shutil.rmtree(run_dir / RESUME_DIR, ignore_errors=True)
+    return metrics

@@ -1,0 +1,175 @@
+"""The training loop: length-bucketed batches, AdamW, clipping, per-epoch evaluation,
+best epoch chosen on validation, a resumable checkpoint after every epoch."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import signal
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from trainer.checkpoint import load_resume_state, save_resume_state
+from trainer.config import ModelConfig, TrainConfig
+from trainer.data import Dataset, Encoded, bucketed_batches, class_counts, encode_split
+from trainer.evaluate import predict_logits, quick_metrics
+from trainer.model import NameGRU
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(Exception):
+    """Raised between batches after SIGINT/SIGTERM; the last epoch's checkpoint is on disk."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda asked for, but torch sees no CUDA device.")
+    return torch.device(name)
+
+
+@dataclass
+class TrainResult:
+    model: NameGRU  # weights of the best validation epoch
+    history: list[dict] = field(default_factory=list)  # one dict per epoch
+    best_epoch: int = 0  # 1-based
+
+
+@contextmanager
+def stop_on_signals():
+    """Turn SIGINT/SIGTERM into a flag checked between batches (so no write is cut short)."""
+    flag = {"stop": False}
+
+    def handler(signum, _frame):
+        flag["stop"] = True
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def make_optimizer(model: NameGRU, cfg: TrainConfig, steps_per_epoch: int):
+    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "embedding" in n]
+    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "embedding" in n)]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    scheduler = None
+    if cfg.schedule == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.25
+        )
+    elif cfg.schedule != "constant":
+        raise ValueError(f"unknown schedule {cfg.schedule!r}")
+    return optimizer, scheduler
+
+
+def class_weights(counts: list[int], power: float) -> torch.Tensor | None:
+    if power == 0:
+        return None
+    c = torch.tensor(counts, dtype=torch.float).clamp(min=1)
+    w = (c.sum() / c) ** power
+    return w / (w * c).sum() * c.sum()  # the average training example keeps weight 1
+
+
+def train_epoch(model, data: Encoded, cfg: TrainConfig, optimizer, scheduler, weight, gen, flag, desc) -> float:
+    model.train()
+    total, seen = 0.0, 0
+    batches = bucketed_batches(data.lengths, cfg.batch_size, gen)
+    for idx in tqdm(batches, desc=desc, leave=False, mininterval=1.0):
+        if flag["stop"]:
+            raise Interrupted
+        lengths = data.lengths[idx]
+        x, y = data.x[idx.to(data.x.device), : int(lengths.max())], data.y[idx.to(data.y.device)]
+        member_logits = model.member_logits(x, lengths, sorted_desc=True)  # (members, batch, classes)
+        losses = [F.cross_entropy(lg, y, weight=weight, label_smoothing=cfg.label_smoothing) for lg in member_logits]
+        optimizer.zero_grad(set_to_none=True)
+        sum(losses).backward()
+        if cfg.grad_clip > 0:
+            for member in model.members:  # clip per member so members stay independent
+                torch.nn.utils.clip_grad_norm_(member.parameters(), cfg.grad_clip)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total += sum(loss.item() for loss in losses) / len(losses) * len(idx)
+        seen += len(idx)
+    return total / max(seen, 1)
+
+
+def train(mcfg: ModelConfig, cfg: TrainConfig, ds: Dataset, run_dir: Path, resume: bool = False) -> TrainResult:
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    model = NameGRU(mcfg).to(device)
+    train_data, val_data, test_data = (encode_split(s, ds.encoder, device) for s in (ds.train, ds.val, ds.test))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    steps = len(bucketed_batches(train_data.lengths, cfg.batch_size, None))
+    optimizer, scheduler = make_optimizer(model, cfg, steps)
+    weight = class_weights(class_counts(ds.train, mcfg.num_classes), cfg.class_weight_power)
+    weight = weight.to(device) if weight is not None else None
+    history, best_state, best_key, start = [], copy.deepcopy(model.state_dict()), (-1.0, -1.0), 0
+    if resume:
+        state = load_resume_state(run_dir)
+        model.load_state_dict(state["model"])
+        best_state = state["best"]
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng_torch"])
+        gen.set_state(state["rng_batches"])
+        history = state["progress"]["history"]
+        best_key = tuple(state["progress"]["best_key"])
+        start = len(history)
+        log.info("resuming %s after epoch %d", run_dir, start)
+    since_best = 0 if not history else len(history) - max(h["epoch"] for h in history if h["is_best"])
+    with stop_on_signals() as flag:
+        for epoch in range(start + 1, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            loss = train_epoch(model, train_data, cfg, optimizer, scheduler, weight, gen, flag, f"epoch {epoch}/{cfg.epochs}")
+            val_acc, val_f1 = quick_metrics(predict_logits(model, val_data), val_data.y, mcfg.num_classes)
+            test_acc, test_f1 = quick_metrics(predict_logits(model, test_data), test_data.y, mcfg.num_classes)
+            key = (val_acc, val_f1)
+            is_best = key > best_key
+            if is_best:
+                best_key, best_state, since_best = key, copy.deepcopy(model.state_dict()), 0
+            else:
+                since_best += 1
+            row = {
+                "epoch": epoch,
+                "train_loss": loss,
+                "val_accuracy": val_acc,
+                "val_macro_f1": val_f1,
+                "test_accuracy": test_acc,
+                "test_macro_f1": test_f1,
+                "seconds": time.perf_counter() - t0,
+                "is_best": is_best,
+            }
+            history.append(row)
+            log.info(
+                "epoch %3d  loss %.4f  val acc %.4f f1 %.3f  test acc %.4f f1 %.3f  %.1fs%s",
+                epoch, loss, val_acc, val_f1, test_acc, test_f1, row["seconds"], "  *best*" if is_best else "",
+            )  # fmt: skip
+            progress = {"history": history, "best_key": list(best_key)}
+            save_resume_state(
+                run_dir, model=model, best_state=best_state, optimizer=optimizer,
+                scheduler=scheduler, batch_gen=gen, progress=progress,
+            )  # fmt: skip
+            if flag["stop"]:
+                raise Interrupted
+            if cfg.patience and since_best >= cfg.patience:
+                log.info("no better validation accuracy for %d epochs: stopping early", cfg.patience)
+                break
+    model.load_state_dict(best_state)
+    best_epoch = max((h["epoch"] for h in history if h["is_best"]), default=0)
+    return TrainResult(model.eval(), history, best_epoch)
