@@ -49,7 +49,7 @@ class TrainConfig:
     seed: int = 0  # seeds split, init, batching and dropout
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
     threads: int = 0  # torch intra-op threads; 0 = torch's default
-    max_train_rows: int = 0  # keep only the first N training rows (tests, smoke runs); 0 = all
+    max_train_rows: int = 0  # keep an evenly spaced subset of N training rows (smoke runs); 0 = all
 
 
 @dataclass(frozen=True)

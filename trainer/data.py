@@ -164,8 +164,9 @@ def stratified_split(labels: list[int], fraction: float, seed: int) -> tuple[lis
 def load(data_dir: Path, val_fraction: float, seed: int, max_train_rows: int = 0) -> Dataset:
     """Read both files, derive the alphabet and label list from train, carve validation."""
     train_rows = read_rows(data_dir / "names_train.csv.gz")
-    if max_train_rows:
-        train_rows = train_rows[:max_train_rows]
+    if 0 < max_train_rows < len(train_rows):  # evenly spaced, so every class stays represented
+        step = len(train_rows) / max_train_rows
+        train_rows = [train_rows[int(i * step)] for i in range(max_train_rows)]
     raw, names, labels, train_report = parse(train_rows, None)
     if not names:
         raise DataError(f"{data_dir / 'names_train.csv.gz'} holds no usable rows.")
