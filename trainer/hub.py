@@ -25,3 +25,19 @@ class ResolvedModel:
     source: str  # "local folder", "hub", or "bundled"
     revision: str | None  # commit id / revision served, when from the Hub
     notes: list[str]  # why earlier sources were skipped (logged and shown on the page)
+
+
+def load_served_model(model_dir: str | None, repo_id: str | None, revision: str | None, bundled: Path):
+    """(Predictor, ResolvedModel) from the first source that loads: MODEL_DIR, then the Hub repo
+    at revision, then the bundled folder. Placeholder: Hub step not implemented yet."""
+    from trainer.predict import Predictor
+
+    notes: list[str] = []
+    for path, source in ((model_dir, "local folder"), (bundled, "bundled")):
+        if not path:
+            continue
+        try:
+            return Predictor.from_dir(path), ResolvedModel(Path(path), source, None, notes)
+        except Exception as e:  # noqa: BLE001 - any failure means: try the next source
+            notes.append(f"{source} {path}: {e}")
+    raise HubError("no model could be loaded: " + "; ".join(notes))
