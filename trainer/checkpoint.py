@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 RESUME_DIR = "resume"  # inside a run folder; removed once the run completes
@@ -42,9 +43,11 @@ def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: 
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
-    os.chmod(tmp, 0o644)
     try:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+        os.chmod(tmp, 0o644)  # after save_file, which recreates the file as 0600
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -84,15 +87,21 @@ def save_resume_state(run_dir: Path, *, model, best_state, optimizer, scheduler,
     tensors |= optim_tensors
     tensors["rng.torch"] = torch.get_rng_state()
     tensors["rng.batches"] = batch_gen.get_state()
-    atomic_save_tensors(folder / "state.safetensors", tensors)
+    if torch.cuda.is_available():  # dropout on a GPU draws from the CUDA generator
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
     meta = {"optimizer": optim_meta, "scheduler": scheduler.state_dict() if scheduler else None, "progress": progress}
-    atomic_write_json(folder / "state.json", meta)
+    # The JSON part also rides in the safetensors header, so one rename switches the whole state
+    # (a kill between two files can never pair epoch-k weights with epoch-(k-1) progress).
+    atomic_save_tensors(folder / "state.safetensors", tensors, metadata={"state": json.dumps(meta)})
+    atomic_write_json(folder / "state.json", meta)  # readable copy; written last, so it marks a finished save
 
 
 def load_resume_state(run_dir: Path) -> dict:
     folder = Path(run_dir) / RESUME_DIR
     tensors = load_file(folder / "state.safetensors")
-    meta = json.loads((folder / "state.json").read_text())
+    with safe_open(folder / "state.safetensors", framework="pt") as f:
+        header = f.metadata() or {}
+    meta = json.loads(header["state"]) if "state" in header else json.loads((folder / "state.json").read_text())
     pick = lambda prefix: {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}  # noqa: E731
     return {
         "model": pick("model."),
@@ -101,5 +110,6 @@ def load_resume_state(run_dir: Path) -> dict:
         "scheduler": meta["scheduler"],
         "rng_torch": tensors["rng.torch"],
         "rng_batches": tensors["rng.batches"],
+        "rng_cuda": tensors.get("rng.cuda"),
         "progress": meta["progress"],
     }

@@ -27,7 +27,9 @@ def add_hub_args(p: argparse.ArgumentParser) -> None:
 def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m trainer", description="Train the surname BiGRU.")
     p.add_argument("--preset", choices=sorted(PRESETS), default="default", help="starting hyperparameters")
-    p.add_argument("--data-dir", help="folder with names_{train,test}.csv.gz (else $NAME_ORIGIN_DATA, data/, ../shared/data)")
+    p.add_argument(
+        "--data-dir", help="folder with names_{train,test}.csv.gz (else $NAME_ORIGIN_DATA, data/, ../shared/data)"
+    )
     p.add_argument("--out", type=Path, help="run folder to write (default runs/<preset>-s<seed>-<time>)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
     p.add_argument("--push", action="store_true", help="upload the finished run to the Hub (needs --repo-id)")
@@ -37,7 +39,9 @@ def train_parser() -> argparse.ArgumentParser:
         for f in dataclasses.fields(cls):
             if f.type in ("int", "float") or f.name in ("device", "schedule"):
                 typ = {"int": int, "float": float}.get(f.type, str)
-                p.add_argument("--" + f.name.replace("_", "-"), type=typ, dest=f.name, help=f"override {cls.__name__}.{f.name}")
+                p.add_argument(
+                    "--" + f.name.replace("_", "-"), type=typ, dest=f.name, help=f"override {cls.__name__}.{f.name}"
+                )
     return p
 
 
@@ -78,6 +82,12 @@ def run_train(args) -> int:
         return 2
     if args.resume:
         run_dir = args.resume
+        if not (run_dir / "resume" / "state.safetensors").is_file():
+            log.error(
+                "%s holds no resumable checkpoint (no resume/ folder): it finished, or stopped before its first epoch.",
+                run_dir,
+            )
+            return 1
         saved = json.loads((run_dir / "resume" / "configs.json").read_text())
         mcfg, tcfg = from_dict(ModelConfig, saved["model"]), from_dict(TrainConfig, saved["train"])
         data_dir = Path(saved["data_dir"])
@@ -94,7 +104,13 @@ def run_train(args) -> int:
         saved = {"model": to_dict(mcfg), "train": to_dict(tcfg), "data_dir": str(data_dir)}
         atomic_write_json(run_dir / "resume" / "configs.json", saved)
     log.info("run folder %s\n%s\n%s", run_dir, mcfg, tcfg)
-    log.info("data %s: train %d, validation %d, test %d rows", data_dir, len(ds.train.names), len(ds.val.names), len(ds.test.names))
+    log.info(
+        "data %s: train %d, validation %d, test %d rows",
+        data_dir,
+        len(ds.train.names),
+        len(ds.val.names),
+        len(ds.test.names),
+    )
     try:
         result = train(mcfg, tcfg, ds, run_dir, resume=bool(args.resume))
     except Interrupted:
@@ -118,10 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    if is_push:  # no torch import: a push only uploads files
+        return run_push(args.run_dir, args)
     from trainer.data import DataError
 
     try:
-        return run_push(args.run_dir, args) if is_push else run_train(args)
+        return run_train(args)
     except (DataError, FileNotFoundError, RuntimeError) as e:
         log.error("%s", e)
         return 1

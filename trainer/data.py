@@ -55,24 +55,26 @@ def download(dest: Path, base_url: str = BASE_URL, timeout: float = 20.0) -> Non
     dest.mkdir(parents=True, exist_ok=True)
     for name, digest in FILES.items():
         tmp = dest / f".{name}.part"
-        with urllib.request.urlopen(base_url + name, timeout=timeout) as resp, open(tmp, "wb") as f:
-            f.write(resp.read())
-        if sha256(tmp) != digest:
-            tmp.unlink()
-            raise DataError(f"{base_url + name} does not match the published sha256 {digest}.")
-        os.replace(tmp, dest / name)
+        try:
+            with urllib.request.urlopen(base_url + name, timeout=timeout) as resp, open(tmp, "wb") as f:
+                f.write(resp.read())
+            if sha256(tmp) != digest:
+                raise DataError(f"{base_url + name} does not match the published sha256 {digest}.")
+            os.replace(tmp, dest / name)
+        finally:
+            tmp.unlink(missing_ok=True)  # a failed or cut-off download leaves nothing behind
 
 
 def locate(data_dir: str | None = None, env: dict | None = None, allow_download: bool = True) -> Path:
     """The first directory holding both files; else download into ./data; else a clear error."""
     env = os.environ if env is None else env
     dirs = candidate_dirs(data_dir, env)
+    if data_dir:  # an explicit directory that lacks the files is an error, not a cue to look elsewhere
+        dirs = dirs[:1]
     for d in dirs:
         if all((d / name).is_file() for name in FILES):
             return d
-    if data_dir:  # an explicit directory that lacks the files is an error, not a cue to look elsewhere
-        dirs = dirs[:1]
-    reason = "downloads disabled"
+    reason = "--data-dir given, so nothing downloaded" if data_dir else "downloads disabled"
     if allow_download and not data_dir:
         try:
             download(dirs[-2])
@@ -114,7 +116,9 @@ def read_rows(path: Path) -> list[list[str]]:
         raise DataError(f"{path} is not a readable gzipped UTF-8 CSV file: {e}") from e
 
 
-def parse(rows: list[list[str]], label_index: dict[str, int] | None) -> tuple[list[str], list[str], list[str], LoadReport]:
+def parse(
+    rows: list[list[str]], label_index: dict[str, int] | None
+) -> tuple[list[str], list[str], list[str], LoadReport]:
     """Validate rows; with label_index given, labels outside it are counted and skipped."""
     report = LoadReport(rows=len(rows))
     raw, names, labels = [], [], []
@@ -182,7 +186,9 @@ def load(data_dir: Path, val_fraction: float, seed: int, max_train_rows: int = 0
     pick = lambda idx: Split([names[i] for i in idx], [y[i] for i in idx], [raw[i] for i in idx])  # noqa: E731
     test = Split(t_names, [label_index[lab] for lab in t_labels], t_raw)
     checksums = {name: sha256(data_dir / name) for name in FILES}
-    return Dataset(encoder, label_list, pick(keep), pick(held), test, checksums, {"train": train_report, "test": test_report})
+    return Dataset(
+        encoder, label_list, pick(keep), pick(held), test, checksums, {"train": train_report, "test": test_report}
+    )
 
 
 @dataclass

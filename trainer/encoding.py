@@ -36,20 +36,24 @@ class Normalized:
     transliterated: bool  # True when non-ASCII letters were folded to ASCII
 
 
+def _fold(text: str) -> str:
+    """Drop the accents of decomposed Latin letters, then map the letters Unicode cannot decompose."""
+    kept = (ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+    return "".join(kept).translate(_SPECIAL)
+
+
 def normalize_name(raw: str) -> Normalized:
     """Fold a raw name to lower-case ASCII with single spaces. Never raises.
 
     Latin letters with diacritics lose them (Dvořák -> dvorak); characters with no ASCII form
     (CJK, emoji) are kept as they are and later encoded as UNK.
     """
-    text = unicodedata.normalize("NFKC", str(raw)).strip().translate(_SPECIAL)
-    folded = []
-    for ch in unicodedata.normalize("NFKD", text):
-        if unicodedata.combining(ch):
-            continue  # the accent of a decomposed Latin letter
-        folded.append(ch)
-    out = " ".join("".join(folded).lower().split())
-    transliterated = any(ord(c) > 127 for c in text) and out != text.lower()
+    raw = str(raw)
+    out = " ".join(_fold(unicodedata.normalize("NFKC", raw)).lower().split())
+    # A non-ASCII letter that became ASCII (ü, ß, Ł, Æ, fullwidth Ｍ); not punctuation, not CJK.
+    transliterated = any(
+        ord(c) > 127 and c.isalpha() and (f := _fold(unicodedata.normalize("NFKC", c))) and f.isascii() for c in raw
+    )
     return Normalized(out, transliterated)
 
 
@@ -81,7 +85,9 @@ class CharEncoder:
             raise InvalidNameError("Please type a surname.")
         raw = str(raw)
         if len(raw.strip()) > MAX_NAME_CHARS:
-            raise InvalidNameError(f"That is {len(raw.strip())} characters; surnames here are at most {MAX_NAME_CHARS}.")
+            raise InvalidNameError(
+                f"That is {len(raw.strip())} characters; surnames here are at most {MAX_NAME_CHARS}."
+            )
         norm = normalize_name(raw)
         if not any(c in self._index and c.isalpha() for c in norm.text):
             raise InvalidNameError("No Latin letters found: type a surname in the Latin alphabet (e.g. Nakamura).")

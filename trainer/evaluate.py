@@ -137,9 +137,13 @@ def abstain_threshold(probs: torch.Tensor, y: torch.Tensor, target_accuracy: flo
     """Smallest confidence above which answered validation names are >= target_accuracy right."""
     conf, pred = probs.max(1)
     order = torch.argsort(conf, descending=True)
-    correct = (pred == y.cpu())[order].double()
+    conf, correct = conf[order], (pred == y.cpu())[order].double()
     running = correct.cumsum(0) / torch.arange(1, len(correct) + 1)
-    ok = (running >= target_accuracy).nonzero()
+    # `conf >= threshold` answers every name tied with the threshold, so only cut where the
+    # confidence strictly drops (duplicate validation names tie exactly).
+    group_end = torch.ones_like(conf, dtype=torch.bool)
+    group_end[:-1] = conf[:-1] != conf[1:]
+    ok = ((running >= target_accuracy) & group_end).nonzero()
     if len(ok) == 0:
         return 1.0
-    return float(conf[order][ok[-1, 0]])
+    return float(conf[ok[-1, 0]])

@@ -25,7 +25,7 @@ def name_hash(normalized: str) -> int:
 
 
 def build(names: list[str], labels: list[int]) -> dict[str, torch.Tensor]:
-    counts = Counter(zip((name_hash(n) for n in names), labels))
+    counts = Counter(zip((name_hash(n) for n in names), labels, strict=True))
     rows = sorted((h, y, c) for (h, y), c in counts.items())
     return {
         "hash": torch.tensor([r[0] for r in rows], dtype=torch.int64),
@@ -51,11 +51,13 @@ class Evidence:
         h = torch.tensor([name_hash(normalized)])
         lo = int(torch.searchsorted(self.hash, h, side="left"))
         hi = int(torch.searchsorted(self.hash, h, side="right"))
-        pairs = zip(self.label[lo:hi].tolist(), self.count[lo:hi].tolist())
+        pairs = zip(self.label[lo:hi].tolist(), self.count[lo:hi].tolist(), strict=True)
         return dict(sorted(pairs, key=lambda p: -p[1]))
 
     def seen_mask(self, normalized_names: list[str]) -> torch.Tensor:
         """(n,) bool: which names occur in training."""
         h = torch.tensor([name_hash(n) for n in normalized_names], dtype=torch.int64)
+        if len(self.hash) == 0:
+            return torch.zeros(len(h), dtype=torch.bool)
         pos = torch.searchsorted(self.hash, h).clamp(max=len(self.hash) - 1)
         return self.hash[pos] == h

@@ -1,22 +1,128 @@
 """Hugging Face Hub: push a run folder as one commit; resolve the model the app serves.
 
-(Interface fixed here; implementation in progress.)
+Push: `create_repo(exist_ok=True)`, then ONE `create_commit` holding every file of the run folder
+(`resume/`, hidden and temporary files excepted). The token comes from HF_TOKEN or the stored login
+and is never printed or logged; every failure becomes a `HubError` of one sentence + retry command.
+
+Serve: MODEL_DIR, then the Hub repo at a pinned revision (standard cache, HF_HUB_OFFLINE honoured),
+then the bundled folder. The Hub is asked once, with a bounded timeout and no retries, before any
+download: when it cannot be reached we go straight to the cache, so huggingface_hub's retry loops
+(up to ~23 s of backoff on a refused connection) are never entered and nothing stalls.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx2
+from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, constants, get_token, snapshot_download
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+
+log = logging.getLogger(__name__)
+
+REQUIRED = ("config.json", "model.safetensors")  # what Predictor.from_dir cannot do without
+SERVED = (*REQUIRED, "evidence.safetensors", "metrics.json")  # what the app downloads
+SKIPPED_DIRS = ("resume", "__pycache__")
+TEMP_SUFFIXES = (".tmp", ".temp", ".incomplete", ".lock", ".part", ".swp", "~")
+COMMIT_ID = re.compile(r"[0-9a-f]{40}")
 
 
 class HubError(RuntimeError):
     """A Hub operation failed; the message is one clear sentence plus the retry command."""
 
 
-def push_run(run_dir: Path, repo_id: str, *, private: bool = False, commit_message: str | None = None):
+class PushedCommit(CommitInfo):
+    """huggingface_hub's CommitInfo, plus `.url`: the page of the commit (what the CLI prints)."""
+
+    @property
+    def url(self) -> str:
+        return self.commit_url
+
+
+# -- push ---------------------------------------------------------------------------------------
+
+
+def run_files(run_dir: Path) -> list[str]:
+    """Repo paths of every file to push: all of run_dir but resume/, hidden and temporary files."""
+    files = []
+    for path in sorted(run_dir.rglob("*")):
+        rel = path.relative_to(run_dir)
+        hidden = any(part.startswith(".") for part in rel.parts)
+        temp = rel.name.endswith(TEMP_SUFFIXES) or (len(rel.parts) > 1 and rel.parts[0].startswith("tmp"))
+        if path.is_file() and not hidden and not temp and not set(rel.parts[:-1]) & set(SKIPPED_DIRS):
+            files.append(rel.as_posix())
+    return files
+
+
+def retry_command(run_dir: Path, repo_id: str, private: bool = False) -> str:
+    cmd = f"python -m trainer push {shlex.quote(str(run_dir))} --repo-id {shlex.quote(repo_id)}"
+    return cmd + (" --private" if private else "")
+
+
+def push_run(
+    run_dir: Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    commit_message: str | None = None,
+    token: str | None = None,
+) -> PushedCommit:
     """Upload every artifact of run_dir to the model repo as one commit; returns the CommitInfo
     (with .oid and .url). Raises HubError; never touches run_dir."""
-    raise NotImplementedError
+    run_dir = Path(run_dir)
+    retry = retry_command(run_dir, repo_id, private)
+    missing = [name for name in REQUIRED if not (run_dir / name).is_file()]
+    if missing:
+        raise HubError(f"{run_dir} is not a finished run folder (no {', '.join(missing)}). Retry with: {retry}")
+    token = token or get_token()
+    if not token:
+        raise HubError(f"No Hugging Face token found: set HF_TOKEN or run `hf auth login`. Retry with: {retry}")
+    files = run_files(run_dir)
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        operations = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(run_dir / f)) for f in files]
+        info = api.create_commit(repo_id, operations, commit_message=commit_message or f"Upload run {run_dir.name}")
+    except (httpx2.HTTPError, OSError, ValueError, RuntimeError) as e:  # HfHubHTTPError is an OSError
+        raise HubError(f"Push to {repo_id} failed: {push_failure(e, repo_id, api.endpoint)} Retry with: {retry}") from e
+    log.info("pushed %d files of %s to %s as commit %s", len(files), run_dir, repo_id, info.oid)
+    return PushedCommit(**{f.name: getattr(info, f.name) for f in dataclasses.fields(info) if f.init})
+
+
+def push_failure(e: Exception, repo_id: str, endpoint: str) -> str:
+    """Why a push failed, as the end of one sentence (never includes the token)."""
+    status = getattr(getattr(e, "response", None), "status_code", None)
+    if isinstance(e, RepositoryNotFoundError):
+        return f"repository {repo_id} was not found or this token cannot see it (HTTP {status})."
+    if isinstance(e, HfHubHTTPError) and status == 401:
+        return "the Hub rejected the token (HTTP 401); check HF_TOKEN or run `hf auth login`."
+    if isinstance(e, HfHubHTTPError) and status == 403:
+        return f"this token may not create or write {repo_id} (HTTP 403); check the repo id and its write access."
+    if isinstance(e, HfHubHTTPError):
+        return f"the Hub answered HTTP {status}."
+    if isinstance(e, httpx2.TransportError):
+        return f"the Hub at {endpoint} could not be reached ({type(e).__name__})."
+    return f"{short(e)}."
+
+
+def short(e: BaseException) -> str:
+    """`Type: message` on one line, at most 200 characters."""
+    text = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
+    return f"{type(e).__name__}: {text}"[:200].rstrip(": ")
+
+
+# -- serve --------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -25,19 +131,114 @@ class ResolvedModel:
     source: str  # "local folder", "hub", or "bundled"
     revision: str | None  # commit id / revision served, when from the Hub
     notes: list[str]  # why earlier sources were skipped (logged and shown on the page)
+    repo_id: str | None = None  # the Hub repo, when from the Hub
 
 
-def load_served_model(model_dir: str | None, repo_id: str | None, revision: str | None, bundled: Path):
+def load_served_model(
+    model_dir: str | None,
+    repo_id: str | None,
+    revision: str | None,
+    bundled: Path,
+    *,
+    timeout: float = 4.0,
+):
     """(Predictor, ResolvedModel) from the first source that loads: MODEL_DIR, then the Hub repo
-    at revision, then the bundled folder. Placeholder: Hub step not implemented yet."""
+    at revision (branch, tag or commit id), then the bundled folder. Never raises for a bad source:
+    its reason goes to `notes` (and the log). `timeout` bounds the one Hub round trip made before
+    deciding whether the Hub is reachable."""
     from trainer.predict import Predictor
 
     notes: list[str] = []
-    for path, source in ((model_dir, "local folder"), (bundled, "bundled")):
-        if not path:
-            continue
-        try:
-            return Predictor.from_dir(path), ResolvedModel(Path(path), source, None, notes)
-        except Exception as e:  # noqa: BLE001 - any failure means: try the next source
-            notes.append(f"{source} {path}: {e}")
-    raise HubError("no model could be loaded: " + "; ".join(notes))
+    if model_dir:
+        loaded = try_load(Predictor, Path(model_dir), f"local folder {model_dir}", notes, source="local folder")
+        if loaded:
+            return loaded
+    if repo_id:
+        label = f"hub {repo_id}@{revision or 'main'}"
+        snapshot = hub_snapshot(repo_id, revision or None, timeout, notes, label)
+        if snapshot is not None:
+            where, sha = f"{label} (commit {snapshot.name})", snapshot.name
+            loaded = try_load(Predictor, snapshot, where, notes, source="hub", revision=sha, repo_id=repo_id)
+            if loaded:
+                return loaded
+    loaded = try_load(Predictor, Path(bundled), f"bundled model {bundled}", notes, source="bundled")
+    if loaded:
+        return loaded
+    raise HubError("No model could be loaded: " + "; ".join(notes))
+
+
+def add_note(notes: list[str], note: str) -> None:
+    log.warning("%s", note)
+    notes.append(note)
+
+
+def try_load(predictor_cls, path: Path, where: str, notes: list[str], *, source: str, revision=None, repo_id=None):
+    """(Predictor, ResolvedModel), or None with the reason noted. Strict safetensors load only."""
+    try:
+        missing = [name for name in REQUIRED if not (path / name).is_file()]
+        if missing:
+            raise FileNotFoundError(f"no {', '.join(missing)}")
+        predictor = predictor_cls.from_dir(path)
+    except Exception as e:  # noqa: BLE001 - a broken source must not crash the app: try the next one
+        add_note(notes, f"{where} could not be loaded: {short(e)}")
+        return None
+    log.info("serving the model from %s", where)
+    return predictor, ResolvedModel(path, source, revision, notes, repo_id)
+
+
+def hub_snapshot(repo_id: str, revision: str | None, timeout: float, notes: list[str], label: str) -> Path | None:
+    """The local snapshot folder of repo_id@revision (downloaded or cached), or None with a note."""
+    try:
+        if constants.is_offline_mode():
+            log.info("%s: HF_HUB_OFFLINE is set, using the local cache only", label)
+            return cached_snapshot(repo_id, revision)
+        if revision and COMMIT_ID.fullmatch(revision):  # a commit never changes: a complete cache is enough
+            try:
+                return cached_snapshot(repo_id, revision)
+            except LocalEntryNotFoundError:
+                pass
+        if not hub_reachable(repo_id, revision, timeout, label, notes):
+            return cached_snapshot(repo_id, revision)
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=list(SERVED), etag_timeout=timeout))
+    except Exception as e:  # noqa: BLE001 - any failure means: fall back to the next source
+        add_note(notes, f"{label} skipped: {hub_reason(e, revision)}")
+        return None
+
+
+def hub_reachable(repo_id: str, revision: str | None, timeout: float, label: str, notes: list[str]) -> bool:
+    """Ask the Hub for repo_id@revision once (no retry, bounded wait). False when it cannot be
+    reached (or answers 5xx); raises when it answers no (unknown repo or revision, bad token...)."""
+    try:
+        HfApi().model_info(repo_id, revision=revision, timeout=timeout)
+        return True
+    except HfHubHTTPError as e:
+        if e.response is None or e.response.status_code < 500:
+            raise
+        reason = e
+    except (httpx2.TransportError, ConnectionError) as e:  # ConnectionError: OfflineModeIsEnabled
+        reason = e
+    add_note(notes, f"{label}: the Hub could not be reached ({short(reason)}); trying the local cache")
+    return False
+
+
+def cached_snapshot(repo_id: str, revision: str | None) -> Path:
+    """The cached snapshot of repo_id@revision with the served files; raises LocalEntryNotFoundError."""
+    return Path(snapshot_download(repo_id, revision=revision, allow_patterns=list(SERVED), local_files_only=True))
+
+
+def hub_reason(e: Exception, revision: str | None) -> str:
+    """Why the Hub source was skipped, in a few words (never includes the token)."""
+    status = getattr(getattr(e, "response", None), "status_code", None)
+    if isinstance(e, RevisionNotFoundError):
+        return f"revision {revision!r} does not exist"
+    if isinstance(e, RepositoryNotFoundError):
+        return f"repository not found or not accessible with this token (HTTP {status})"
+    if isinstance(e, LocalEntryNotFoundError):
+        return "nothing usable for this revision in the local cache"
+    if isinstance(e, EntryNotFoundError):
+        return f"a file is missing ({short(e)})"
+    if isinstance(e, HfHubHTTPError) and status == 401:
+        return "the Hub refused access (HTTP 401): check HF_TOKEN or `hf auth login`"
+    if isinstance(e, HfHubHTTPError):
+        return f"the Hub answered HTTP {status}"
+    return short(e)

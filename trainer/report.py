@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -107,6 +108,7 @@ def write_run(run_dir: Path, result: TrainResult, ds: Dataset, tcfg: TrainConfig
         model.to("cpu").save_pretrained(tmp, config=config)
         shutil.move(Path(tmp) / "config.json", run_dir / ".config.json.tmp")
         shutil.move(Path(tmp) / "model.safetensors", run_dir / ".model.safetensors.tmp")
+    os.chmod(run_dir / ".model.safetensors.tmp", 0o644)  # safetensors writes 0600; a run folder is shared
     (run_dir / ".model.safetensors.tmp").replace(run_dir / "model.safetensors")
     (run_dir / ".config.json.tmp").replace(run_dir / "config.json")
     atomic_write_json(run_dir / "metrics.json", metrics)

@@ -107,6 +107,7 @@ def train_epoch(model, data: Encoded, cfg: TrainConfig, optimizer, scheduler, we
 
 
 def train(mcfg: ModelConfig, cfg: TrainConfig, ds: Dataset, run_dir: Path, resume: bool = False) -> TrainResult:
+    t_call = time.perf_counter()
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -128,10 +129,13 @@ def train(mcfg: ModelConfig, cfg: TrainConfig, ds: Dataset, run_dir: Path, resum
             scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng_torch"])
         gen.set_state(state["rng_batches"])
+        if state["rng_cuda"] is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"])
         history = state["progress"]["history"]
         best_key = tuple(state["progress"]["best_key"])
         start = len(history)
         log.info("resuming %s after epoch %d", run_dir, start)
+    t_start = t_call - (history[-1]["elapsed"] if history else 0.0)  # wall clock across resumes
     since_best = 0 if not history else len(history) - max(h["epoch"] for h in history if h["is_best"])
     with stop_on_signals() as flag:
         for epoch in range(start + 1, cfg.epochs + 1):
@@ -153,6 +157,7 @@ def train(mcfg: ModelConfig, cfg: TrainConfig, ds: Dataset, run_dir: Path, resum
                 "test_accuracy": test_acc,
                 "test_macro_f1": test_f1,
                 "seconds": time.perf_counter() - t0,
+                "elapsed": time.perf_counter() - t_start,
                 "is_best": is_best,
             }
             history.append(row)

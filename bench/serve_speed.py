@@ -1,0 +1,164 @@
+"""Serving speed of the app, printed as one table.
+
+    python bench/serve_speed.py --model-dir runs/<run>     (or model/, the bundled model)
+
+In-process single-name latency (app.analyse without and with the explanation, median of the
+per-call times over --calls calls), the 10,000-name batch (batch tab: predict + table + CSV; and
+the /predict_batch REST route), cold start of `python app.py` (process start -> first answer),
+gradio_client round trip p50/p99 over --rt-calls calls and the raw REST route p50. The machine
+is shared: absolute times drift by 30% or more between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import httpx  # noqa: E402
+import torch  # noqa: E402
+from gradio_client import Client  # noqa: E402
+
+import app  # noqa: E402
+from trainer.predict import Predictor  # noqa: E402
+
+DATA_DIRS = [os.environ.get("NAME_ORIGIN_DATA", ""), ROOT / "data", ROOT.parent / "shared" / "data"]
+
+
+def test_names() -> list[str]:
+    for d in DATA_DIRS:
+        path = Path(d) / "names_test.csv.gz"
+        if d and path.is_file():
+            with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+                return [row[0] for row in csv.reader(f)]
+    return list(app.EXAMPLES)
+
+
+def timed(fn, args_list) -> list[float]:
+    out = []
+    for args in args_list:
+        start = time.perf_counter()
+        fn(*args)
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def pctl(xs: list[float], q: float) -> float:
+    return statistics.quantiles(xs, n=100, method="inclusive")[q - 1] if q < 100 else max(xs)
+
+
+def rest_predict(url: str, api_name: str, data: list, http: httpx.Client) -> dict:
+    base = f"{url}gradio_api/call/{api_name}"
+    event_id = http.post(base, json={"data": data}).json()["event_id"]
+    event = None
+    for line in http.get(f"{base}/{event_id}").text.splitlines():
+        if line.startswith("event:"):
+            event = line.split(":", 1)[1].strip()
+        elif line.startswith("data:") and event == "complete":
+            return json.loads(line.split(":", 1)[1])[0]
+    raise RuntimeError(f"no answer from {api_name}: last event {event}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def in_process(model_dir: Path, names: list[str], calls: int, batch: int) -> list[tuple]:
+    torch.set_num_threads(1)  # as app.main does
+    predictor = Predictor.from_dir(model_dir)
+    args = [(predictor, names[i % len(names)], False, False) for i in range(calls)]
+    timed(app.analyse, args[:50])  # warm-up
+    plain = timed(app.analyse, args)
+    explained = timed(app.analyse, [(p, n, False, True) for p, n, _, _ in args])
+    text = "\n".join(names[i % len(names)] for i in range(batch))
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        table, path, status = app.run_batch(predictor, text, None, Path(tmp))
+        batch_s = time.perf_counter() - start
+    assert path, status
+    p50, p99 = statistics.median(plain) * 1e3, pctl(plain, 99) * 1e3
+    extra = (statistics.median(explained) - statistics.median(plain)) * 1e3
+    return [
+        (f"in-process single name p50 ({calls} calls)", f"{p50:.3f} ms", "≤ 1 ms", p50 <= 1),
+        (f"in-process single name p99 ({calls} calls)", f"{p99:.3f} ms", "", None),
+        ("explanation added latency (p50)", f"{extra:.3f} ms", "≤ 20 ms", extra <= 20),
+        (f"{batch:,}-name batch, batch tab (predict + table + CSV)", f"{batch_s:.2f} s", "< 3 s", batch_s < 3),
+    ]
+
+
+def served(model_dir: Path, names: list[str], rt_calls: int, batch: int) -> list[tuple]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    env = {**os.environ, "MODEL_DIR": str(model_dir), "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        with httpx.Client(timeout=30) as http:
+            while True:  # bounded: 120 s
+                if proc.poll() is not None or time.perf_counter() - start > 120:
+                    raise RuntimeError(f"app.py did not answer: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+                try:
+                    rest_predict(url, "predict", ["Nakamura"], http)
+                    break
+                except (httpx.HTTPError, KeyError, ValueError, RuntimeError):
+                    time.sleep(0.05)
+            cold = time.perf_counter() - start
+            client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+            picks = [(names[i % len(names)],) for i in range(rt_calls)]
+            timed(lambda n: client.predict(n, api_name="/predict"), picks[:10])  # warm-up
+            rt = timed(lambda n: client.predict(n, api_name="/predict"), picks)
+            rest = timed(lambda n: rest_predict(url, "predict", [n], http), picks)
+            many = [names[i % len(names)] for i in range(batch)]
+            start = time.perf_counter()
+            assert len(rest_predict(url, "predict_batch", [many], http)) == batch
+            api_batch = time.perf_counter() - start
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    rt50, rt99, rest50 = (statistics.median(rt) * 1e3, pctl(rt, 99) * 1e3, statistics.median(rest) * 1e3)
+    return [
+        (f"{batch:,}-name batch, /predict_batch REST round trip", f"{api_batch:.2f} s", "< 3 s", api_batch < 3),
+        (f"gradio_client round trip p50 ({rt_calls} calls)", f"{rt50:.1f} ms", "≤ 50 ms", rt50 <= 50),
+        (f"gradio_client round trip p99 ({rt_calls} calls)", f"{rt99:.1f} ms", "", None),
+        (f"raw REST route p50 ({rt_calls} calls)", f"{rest50:.1f} ms", "", None),
+        ("cold start: process start -> first answer", f"{cold:.1f} s", "≤ 15 s", cold <= 15),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR", ROOT / "model")))
+    p.add_argument("--calls", type=int, default=1000, help="in-process single-name calls")
+    p.add_argument("--rt-calls", type=int, default=200, help="gradio_client and REST round trips")
+    p.add_argument("--batch", type=int, default=10_000, help="names in the batch measurement")
+    args = p.parse_args(argv)
+    names = test_names()
+    rows = in_process(args.model_dir, names, args.calls, args.batch)
+    rows += served(args.model_dir.resolve(), names, args.rt_calls, args.batch)
+    width = max(len(r[0]) for r in rows)
+    print(f"serving speed of {args.model_dir} ({os.cpu_count()} CPUs, torch {torch.__version__}, 1 thread)\n")
+    print(f"| {'measure':<{width}} | {'value':>10} | {'target':>7} | ok  |")
+    print(f"| {'-' * width} | {'-' * 10} | {'-' * 7} | --- |")
+    for name, value, target, ok in rows:
+        print(f"| {name:<{width}} | {value:>10} | {target:>7} | {'' if ok is None else 'yes' if ok else 'NO':<3} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

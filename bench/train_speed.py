@@ -1,0 +1,113 @@
+"""Training speed, measured side by side in one run on this machine; prints one table.
+
+1. seconds per epoch (train + full test evaluation) of the course script's loop, written its way
+   (bench/course_loop.py), and of `python -m trainer --preset course`; their ratio;
+2. wall time for the default preset to first reach 85.0% test accuracy (from the start of
+   training, data loading and encoding included);
+3. peak resident memory of a default-preset training process.
+
+Usage: python bench/train_speed.py [--epochs 5] [--target 0.85] [--max-epochs 30]
+Run it alone: a concurrent job on the 2 cores makes every number meaningless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from bench.course_loop import CourseRNN, run_epoch  # noqa: E402
+from trainer import data  # noqa: E402
+from trainer.config import PRESETS  # noqa: E402
+from trainer.train import train  # noqa: E402
+
+
+def course_epochs(data_dir: Path, epochs: int) -> list[float]:
+    train_rows = [tuple(r) for r in data.read_rows(data_dir / "names_train.csv.gz")]
+    test_rows = [tuple(r) for r in data.read_rows(data_dir / "names_test.csv.gz")]
+    labels = sorted({r[1] for r in train_rows})
+    torch.manual_seed(0)
+    random.seed(0)
+    model = CourseRNN(n_classes=len(labels))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    return [run_epoch(model, optimizer, train_rows, test_rows, labels) for _ in range(epochs)]
+
+
+def trainer_run(data_dir: Path, preset: str, **overrides) -> tuple[list[dict], float]:
+    """Per-epoch history of a trainer run, and the seconds spent loading data before it."""
+    t0 = time.perf_counter()
+    p = PRESETS[preset]
+    tcfg = dataclasses.replace(p.train, **overrides)
+    ds = data.load(data_dir, tcfg.val_fraction, tcfg.seed)
+    mcfg = dataclasses.replace(p.model, alphabet=ds.encoder.alphabet, labels=ds.labels)
+    load_seconds = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        return train(mcfg, tcfg, ds, Path(tmp)).history, load_seconds
+
+
+def time_to_target(data_dir: Path, target: float, max_epochs: int) -> tuple[float | None, int | None, float]:
+    """Wall seconds (data loading included) and epoch at which test accuracy first reaches
+    target, and the best test accuracy seen."""
+    history, load_seconds = trainer_run(data_dir, "default", epochs=max_epochs)
+    best = max(h["test_accuracy"] for h in history)
+    for h in history:
+        if h["test_accuracy"] >= target:
+            return load_seconds + h["elapsed"], h["epoch"], best
+    return None, None, best
+
+
+def peak_memory_mb(data_dir: Path, epochs: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "trainer", "--data-dir", str(data_dir), "--out", tmp, "--epochs", str(epochs)]
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        if status != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed with status {status}")
+        return usage.ru_maxrss / 1024  # KiB -> MiB on Linux
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=5, help="epochs timed for each loop (median taken)")
+    ap.add_argument("--target", type=float, default=0.85, help="test accuracy for the time-to-target row")
+    ap.add_argument("--max-epochs", type=int, default=30)
+    ap.add_argument("--memory-epochs", type=int, default=3)
+    args = ap.parse_args()
+    data_dir = data.locate()
+    course = course_epochs(data_dir, args.epochs)
+    ours = [h["seconds"] for h in trainer_run(data_dir, "course", epochs=args.epochs)[0]]
+    c, o = statistics.median(course), statistics.median(ours)
+    seconds, epoch, best = time_to_target(data_dir, args.target, args.max_epochs)
+    peak = peak_memory_mb(data_dir, args.memory_epochs)
+    rows = [
+        ("course-style loop, s/epoch (median)", f"{c:.2f}", f"{args.epochs} epochs: " + " ".join(f"{s:.2f}" for s in course)),
+        ("trainer --preset course, s/epoch (median)", f"{o:.2f}", f"{args.epochs} epochs: " + " ".join(f"{s:.2f}" for s in ours)),
+        ("ratio trainer / course loop", f"{o / c:.3f}", "target <= 0.45"),
+        (
+            f"default preset: wall s to {args.target:.1%} test",
+            f"{seconds:.1f}" if seconds else "not reached",
+            f"epoch {epoch}; best test {best:.2%}; target <= 30 s",
+        ),
+        ("peak RSS of a default training run (MiB)", f"{peak:.0f}", "target <= 1536"),
+    ]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
+    w = max(len(r[0]) for r in rows)
+    print(f"| {'measure'.ljust(w)} | value | note |\n| {'-' * w} | --- | --- |")
+    for name, value, note in rows:
+        print(f"| {name.ljust(w)} | {value} | {note} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,349 @@
+"""Issue 6, trainer side: calibration (temperature, ECE), abstention, evidence, per-class metrics,
+explanations, and what a finished run's metrics.json holds."""
+
+import json
+import math
+from collections import Counter
+
+import pytest
+import torch
+from conftest import read_csv_gz
+
+from trainer import evaluate as E
+from trainer.encoding import UNK, InvalidNameError, normalize_name, pad_batch
+from trainer.evidence import EVIDENCE_NAME, Evidence, build, name_hash, save
+from trainer.predict import Predictor
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def sample_labels(probs: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    return torch.multinomial(probs, 1, generator=torch.Generator().manual_seed(seed))[:, 0]
+
+
+def synthetic_logits(n=20_000, classes=6, scale=2.0, seed=0):
+    """Logits whose softmax is the true label distribution, and labels drawn from it."""
+    true = torch.randn(n, classes, generator=torch.Generator().manual_seed(seed)) * scale
+    return true, sample_labels(true.softmax(1), seed + 1)
+
+
+# --- temperature ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("factor", [3.0, 1.0, 0.5])
+def test_fit_temperature_recovers_known_temperature(factor):
+    true, y = synthetic_logits()
+    t = E.fit_temperature(true * factor, y)  # over- (3) or under-confident (0.5) by a known factor
+    assert t == pytest.approx(factor, rel=0.05)
+
+
+def test_temperature_scaling_lowers_ece():
+    true, y = synthetic_logits()
+    logits = true * 3
+    t = E.fit_temperature(logits, y)
+    before = E.expected_calibration_error(logits.softmax(1), y)
+    after = E.expected_calibration_error((logits / t).softmax(1), y)
+    assert before > 0.1 and after < 0.02
+    # the accuracy is untouched: temperature never changes the argmax
+    assert torch.equal((logits / t).argmax(1), logits.argmax(1))
+
+
+# --- ECE --------------------------------------------------------------------------------------
+
+
+def test_ece_of_calibrated_probabilities_is_near_zero():
+    true, y = synthetic_logits(n=50_000)
+    assert E.expected_calibration_error(true.softmax(1), y) < 0.015
+
+
+def test_ece_of_overconfident_probabilities_is_large():
+    true, y = synthetic_logits(n=50_000)
+    assert E.expected_calibration_error((true * 4).softmax(1), y) > 0.15
+
+
+def test_ece_hand_computed():
+    # confidences 0.9, 0.9 (one right, one wrong) and 0.7, 0.7 (both right), 15 bins:
+    # 0.5 * |0.5 - 0.9| + 0.5 * |1.0 - 0.7| = 0.35
+    probs = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.3, 0.7], [0.3, 0.7]])
+    y = torch.tensor([0, 1, 1, 1])
+    assert E.expected_calibration_error(probs, y) == pytest.approx(0.35, abs=1e-6)
+    # one bin: |0.75 - 0.8| = 0.05
+    assert E.expected_calibration_error(probs, y, bins=1) == pytest.approx(0.05, abs=1e-6)
+
+
+def test_reliability_bins_use_15_equal_bins_consistent_with_ece():
+    assert E.ECE_BINS == 15
+    true, y = synthetic_logits(n=5000)
+    probs = (true * 2).softmax(1)
+    rows = E.reliability_bins(probs, y)
+    assert len(rows) == 15
+    assert rows[0]["lo"] == pytest.approx(0) and rows[-1]["hi"] == pytest.approx(1)
+    for r in rows:
+        assert r["hi"] - r["lo"] == pytest.approx(1 / 15, abs=1e-6)
+    assert sum(r["count"] for r in rows) == len(y)
+    ece = sum(r["count"] / len(y) * abs(r["accuracy"] - r["confidence"]) for r in rows if r["count"])
+    assert E.expected_calibration_error(probs, y) == pytest.approx(ece, abs=1e-9)
+
+
+# --- abstention -------------------------------------------------------------------------------
+
+
+def confidence_data(n=4000, classes=5, seed=0):
+    """Top probability `conf` on the predicted class; right with probability `conf`."""
+    gen = torch.Generator().manual_seed(seed)
+    conf = 0.25 + 0.75 * torch.rand(n, generator=gen)
+    pred = torch.randint(0, classes, (n,), generator=gen)
+    probs = ((1 - conf) / (classes - 1))[:, None].repeat(1, classes)
+    probs[torch.arange(n), pred] = conf
+    right = torch.rand(n, generator=gen) < conf
+    other = (pred + torch.randint(1, classes, (n,), generator=gen)) % classes
+    return probs, torch.where(right, pred, other)
+
+
+@pytest.mark.parametrize("target", [0.8, 0.9, 0.95])
+def test_abstain_threshold_meets_target_on_kept_set(target):
+    probs, y = confidence_data()
+    t = E.abstain_threshold(probs, y, target)
+    conf, pred = probs.max(1)
+    kept = conf >= t
+    assert 0 < kept.sum() < len(y)
+    assert (pred == y)[kept].double().mean() >= target
+    # and it is the largest such set: answering the next most confident name breaks the target
+    order = torch.argsort(conf, descending=True)
+    k = int(kept.sum())
+    assert (pred == y)[order[: k + 1]].double().mean() < target
+
+
+def test_abstain_threshold_with_tied_confidences():
+    # 10 names at 0.99, all right; then 10 names tied at 0.8, half right.
+    conf = torch.tensor([0.99] * 10 + [0.8] * 10)
+    probs = torch.stack([conf, 1 - conf], 1)
+    y = torch.tensor([0] * 10 + [0, 1] * 5)
+    t = E.abstain_threshold(probs, y, 0.9)
+    kept = conf >= t
+    assert (probs.argmax(1) == y)[kept].double().mean() >= 0.9  # 0.75 when the cut falls inside the tie
+
+
+def test_abstain_threshold_unreachable_target():
+    probs, y = confidence_data()
+    wrong = (probs.argmax(1) + 1) % probs.shape[1]  # every answer wrong
+    assert E.abstain_threshold(probs, wrong, 0.9) == 1.0
+
+
+def test_abstain_threshold_zero_target_answers_everything():
+    probs, y = confidence_data()
+    t = E.abstain_threshold(probs, y, 0.0)
+    assert bool((probs.max(1).values >= t).all())
+
+
+def test_coverage_curve_is_monotone():
+    probs, y = confidence_data()
+    curve = E.coverage_curve(probs, y)
+    assert len(curve) == 21
+    thresholds = [r["threshold"] for r in curve]
+    assert thresholds == sorted(thresholds) and thresholds[0] == 0 and thresholds[-1] == pytest.approx(1)
+    coverage = [r["coverage"] for r in curve]
+    assert coverage[0] == 1.0
+    assert all(a >= b for a, b in zip(coverage, coverage[1:], strict=False))
+    answered = [r for r in curve if r["accuracy"] is not None]
+    assert answered[-1]["accuracy"] > answered[0]["accuracy"] + 0.2  # confident answers are better ones
+    assert all(r["accuracy"] is None for r in curve if r["coverage"] == 0)
+
+
+# --- evidence ---------------------------------------------------------------------------------
+
+NAMES = ["muller", "muller", "muller", "muller", "smith", "smith", "nakamura"]
+LABELS = [6, 6, 3, 6, 4, 4, 10]
+
+
+def test_evidence_lookup_counts():
+    ev = Evidence(build(NAMES, LABELS))
+    assert ev.lookup("muller") == {6: 3, 3: 1}
+    assert list(ev.lookup("muller")) == [6, 3]  # most frequent label first
+    assert ev.lookup("smith") == {4: 2}
+    assert ev.lookup("nakamura") == {10: 1}
+    assert ev.lookup("mueller") == {} and ev.lookup("") == {}
+    assert ev.seen_mask(["muller", "zzz", "nakamura"]).tolist() == [True, False, True]
+    assert len(ev.hash) == 4  # one row per (name, label) pair
+
+
+def test_evidence_file_round_trip_holds_no_names(tmp_path):
+    names = ["zwieback", "zwieback", "quackenbush", "oyelaranwa"]
+    path = tmp_path / EVIDENCE_NAME
+    save(path, names, [1, 2, 1, 0])
+    ev = Evidence.load(path)
+    assert ev.lookup("zwieback") == {1: 1, 2: 1} and ev.lookup("oyelaranwa") == {0: 1}
+    blob = path.read_bytes()
+    for name in names:
+        assert name.encode() not in blob and name.upper().encode() not in blob
+        assert name[:5].encode() not in blob
+    assert name_hash("zwieback") != name_hash("Zwieback")  # keyed on the normalised form only
+
+
+def test_evidence_empty():
+    ev = Evidence(build([], []))
+    assert ev.lookup("smith") == {}
+    assert ev.seen_mask(["smith"]).tolist() == [False]
+
+
+def train_rows(small_data_dir):
+    return [(normalize_name(n).text, lab, n) for n, lab in read_csv_gz(small_data_dir / "names_train.csv.gz")]
+
+
+def test_run_evidence_matches_training_counts(tiny_run, small_data_dir):
+    labels = json.loads((tiny_run / "config.json").read_text())["labels"]
+    ev = Evidence.load(tiny_run / EVIDENCE_NAME)
+    rows = train_rows(small_data_dir)
+    counts: dict[str, Counter] = {}
+    for norm, lab, _ in rows:
+        counts.setdefault(norm, Counter())[labels.index(lab)] += 1
+    assert int(ev.count.sum()) == len(rows)  # train and validation parts both count
+    for norm, c in counts.items():
+        assert ev.lookup(norm) == dict(c), norm
+    blob = (tiny_run / EVIDENCE_NAME).read_bytes()
+    leaked = [raw for norm, _, raw in rows if len(norm) >= 6 and (norm.encode() in blob or raw.encode() in blob)]
+    assert leaked == []
+
+
+# --- per-class metrics ------------------------------------------------------------------------
+
+
+def ranked_logits(rankings: list[list[int]], classes: int) -> torch.Tensor:
+    out = torch.zeros(len(rankings), classes)
+    for i, ranking in enumerate(rankings):
+        for pos, c in enumerate(ranking):
+            out[i, c] = classes - pos
+    return out
+
+
+def test_classification_metrics_hand_computed():
+    labels = ("a", "b", "c", "d")
+    y = torch.tensor([0, 0, 0, 1, 1, 2, 2, 3])
+    rankings = [[0, 1, 2, 3], [0, 2, 1, 3], [1, 0, 2, 3], [1, 0, 2, 3], [2, 1, 3, 0], [2, 1, 0, 3], [0, 2, 1, 3],
+                [2, 0, 1, 3]]  # fmt: skip
+    m = E.classification_metrics(ranked_logits(rankings, 4), y, labels)
+    # predicted 0 0 1 1 2 2 0 2 -> confusion (rows true, columns predicted):
+    assert m["confusion"] == [[2, 1, 0, 0], [0, 1, 1, 0], [1, 0, 1, 0], [0, 0, 1, 0]]
+    expected = {
+        "a": (2 / 3, 2 / 3, 2 / 3, 3),
+        "b": (1 / 2, 1 / 2, 1 / 2, 2),
+        "c": (1 / 3, 1 / 2, 2 / 5, 2),
+        "d": (0.0, 0.0, 0.0, 1),
+    }
+    for lab, (p, r, f1, support) in expected.items():
+        got = m["per_class"][lab]
+        assert got["precision"] == pytest.approx(p)
+        assert got["recall"] == pytest.approx(r)
+        assert got["f1"] == pytest.approx(f1)
+        assert got["support"] == support
+    assert m["accuracy"] == pytest.approx(4 / 8)
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 1 / 2 + 2 / 5 + 0) / 4)
+    assert m["top3_accuracy"] == pytest.approx(7 / 8)  # only the last name has its label ranked 4th
+    acc, f1 = E.quick_metrics(ranked_logits(rankings, 4), y, 4)
+    assert (acc, f1) == (pytest.approx(m["accuracy"]), pytest.approx(m["macro_f1"]))
+
+
+# --- explanation ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_run) -> Predictor:
+    return Predictor.from_dir(tiny_run)
+
+
+@pytest.mark.parametrize("raw", ["Müller", "De la Fuente", "O'Brien", "Nakamura", "x"])
+def test_explain_one_score_per_character_and_stable(predictor, raw):
+    first = predictor.explain(raw)
+    text = normalize_name(raw).text
+    assert [c for c, _ in first] == list(text)
+    assert all(isinstance(s, float) and math.isfinite(s) for _, s in first)
+    assert predictor.explain(raw) == first  # identical, not just close
+
+
+def test_explain_is_occlusion_toward_the_label(predictor):
+    text = "nakamura"
+    label = predictor.labels[3]
+    scores = predictor.explain(text, label)
+    ids = predictor.encoder.encode(text)
+    target = predictor.labels.index(label)
+
+    def logp(seq):
+        x, lengths = pad_batch([seq])
+        with torch.no_grad():
+            return (predictor.model(x, lengths) / predictor.temperature).log_softmax(-1)[0, target].item()
+
+    base = logp(ids)
+    for i, (_, score) in enumerate(scores):
+        assert score == pytest.approx(base - logp(ids[:i] + [UNK] + ids[i + 1 :]), abs=1e-5)
+    default = predictor.explain(text)  # without a label: toward the predicted one
+    top = predictor.predict(text).top[0]
+    assert default == predictor.explain(text, top)
+
+
+def test_explain_rejects_invalid_names(predictor):
+    with pytest.raises(InvalidNameError):
+        predictor.explain("   ")
+
+
+def test_prediction_uses_saved_temperature_and_threshold(predictor, tiny_run):
+    cfg = json.loads((tiny_run / "config.json").read_text())
+    assert predictor.temperature == cfg["calibration"]["temperature"]
+    assert predictor.threshold == cfg["calibration"]["abstain_threshold"]
+    pred = predictor.predict("Nakamura")
+    assert sum(pred.probs.values()) == pytest.approx(1, abs=1e-5)
+    assert list(pred.probs.values()) == sorted(pred.probs.values(), reverse=True)
+    x, lengths = pad_batch([predictor.encoder.encode("nakamura")])
+    with torch.no_grad():
+        expected = (predictor.model(x, lengths) / predictor.temperature).softmax(-1)[0]
+    for i, lab in enumerate(predictor.labels):
+        assert pred.probs[lab] == pytest.approx(expected[i].item(), abs=1e-6)
+    assert pred.abstain == (pred.top[1] < predictor.threshold)
+
+
+# --- the run's metrics.json -------------------------------------------------------------------
+
+
+def test_run_metrics_hold_the_trust_sections(tiny_run, small_data_dir):
+    m = json.loads((tiny_run / "metrics.json").read_text())
+    labels = json.loads((tiny_run / "config.json").read_text())["labels"]
+    test = m["test"]
+    assert set(test["per_class"]) == set(labels)
+    for row in test["per_class"].values():
+        assert {"precision", "recall", "f1", "support"} <= set(row)
+        assert all(0 <= row[k] <= 1 for k in ("precision", "recall", "f1"))
+    assert sum(r["support"] for r in test["per_class"].values()) == 600
+    cm = torch.tensor(test["confusion"])
+    assert cm.shape == (18, 18) and int(cm.sum()) == 600
+    assert [int(s) for s in cm.sum(1)] == [test["per_class"][lab]["support"] for lab in labels]
+    assert int(cm.diag().sum()) == round(test["accuracy"] * 600)
+    assert test["accuracy"] <= test["top3_accuracy"] <= 1
+
+    train_names = {norm for norm, _, _ in train_rows(small_data_dir)}
+    test_names = [normalize_name(n).text for n, _ in read_csv_gz(small_data_dir / "names_test.csv.gz")]
+    assert m["test_unseen"]["rows"] == sum(n not in train_names for n in test_names)
+    assert 0 <= m["test_unseen"]["accuracy"] <= 1
+
+    cal = m["calibration"]
+    assert cal["bins"] == 15 and len(cal["reliability_before"]) == 15 and len(cal["reliability_after"]) == 15
+    assert 0 <= cal["ece_before"] <= 1 and 0 <= cal["ece_after"] <= 1
+    assert cal["temperature"] > 0
+
+    ab = m["abstention"]
+    assert 0 <= ab["threshold"] <= 1 and 0 <= ab["test_coverage"] <= 1
+    coverage = [r["coverage"] for r in ab["curve"]]
+    assert all(a >= b for a, b in zip(coverage, coverage[1:], strict=False))
+
+
+def test_run_test_accuracy_matches_the_saved_model(predictor, small_data_dir, tiny_run):
+    """metrics.json describes the model that was saved (the best-validation epoch), not another."""
+    rows = read_csv_gz(small_data_dir / "names_test.csv.gz")
+    preds = predictor.predict_batch([n for n, _ in rows])
+    correct = sum(p.top[0] == lab for p, (_, lab) in zip(preds, rows, strict=True))
+    m = json.loads((tiny_run / "metrics.json").read_text())
+    assert correct / len(rows) == pytest.approx(m["test"]["accuracy"], abs=1e-9)
