@@ -35,7 +35,7 @@ def make_variables(names, countries, label_list):
     seqs = [[ord(c) for c in n] for n in names]
     lengths = torch.LongTensor([len(s) for s in seqs])
     x = torch.zeros(len(seqs), int(lengths.max())).long()
-    for i, (s, n) in enumerate(zip(seqs, lengths)):
+    for i, (s, n) in enumerate(zip(seqs, lengths, strict=True)):
         x[i, :n] = torch.LongTensor(s)
     lengths, order = lengths.sort(0, descending=True)
     x = x[order].t()
@@ -51,7 +51,7 @@ def run_epoch(model, optimizer, train_rows, test_rows, label_list, batch_size=25
     criterion = nn.CrossEntropyLoss()
     model.train()
     for i in range(0, len(rows), batch_size):
-        names, countries = zip(*rows[i : i + batch_size])
+        names, countries = zip(*rows[i : i + batch_size], strict=True)
         x, lengths, y = make_variables(names, countries, label_list)
         loss = criterion(model(x, lengths), y)
         optimizer.zero_grad()
@@ -62,7 +62,7 @@ def run_epoch(model, optimizer, train_rows, test_rows, label_list, batch_size=25
     correct = 0
     with torch.no_grad():
         for i in range(0, len(test_rows), batch_size):
-            names, countries = zip(*test_rows[i : i + batch_size])
+            names, countries = zip(*test_rows[i : i + batch_size], strict=True)
             x, lengths, y = make_variables(names, countries, label_list)
             correct += (model(x, lengths).argmax(1) == y).sum().item()
     return time.perf_counter() - t0

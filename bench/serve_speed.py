@@ -102,35 +102,47 @@ def in_process(model_dir: Path, names: list[str], calls: int, batch: int) -> lis
     ]
 
 
-def served(model_dir: Path, names: list[str], rt_calls: int, batch: int) -> list[tuple]:
+def start_app(model_dir: Path, log) -> tuple[subprocess.Popen, str, float]:
+    """`python app.py` on a free loopback port: (process, URL, seconds from start to first answer)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    env = {**os.environ, "MODEL_DIR": str(model_dir), "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
+    env = {
+        **os.environ,
+        "MODEL_DIR": str(model_dir),
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+    }
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        with httpx.Client(timeout=30) as http:
-            while True:  # bounded: 120 s
-                if proc.poll() is not None or time.perf_counter() - start > 120:
-                    raise RuntimeError(f"app.py did not answer: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
-                try:
-                    rest_predict(url, "predict", ["Nakamura"], http)
-                    break
-                except (httpx.HTTPError, KeyError, ValueError, RuntimeError):
-                    time.sleep(0.05)
-            cold = time.perf_counter() - start
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with httpx.Client(timeout=30) as http:
+        while proc.poll() is None and time.perf_counter() - start < 120:
+            try:
+                rest_predict(url, "predict", ["Nakamura"], http)
+                return proc, url, time.perf_counter() - start
+            except (httpx.HTTPError, KeyError, ValueError, RuntimeError):
+                time.sleep(0.05)
+    proc.kill()
+    log.seek(0)
+    raise RuntimeError(f"app.py did not answer within 120 s:\n{log.read().decode()[-2000:]}")
+
+
+def served(model_dir: Path, names: list[str], rt_calls: int, batch: int) -> list[tuple]:
+    with tempfile.TemporaryFile() as log:
+        proc, url, cold = start_app(model_dir, log)
+        try:
             client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
             picks = [(names[i % len(names)],) for i in range(rt_calls)]
             timed(lambda n: client.predict(n, api_name="/predict"), picks[:10])  # warm-up
             rt = timed(lambda n: client.predict(n, api_name="/predict"), picks)
-            rest = timed(lambda n: rest_predict(url, "predict", [n], http), picks)
-            many = [names[i % len(names)] for i in range(batch)]
-            start = time.perf_counter()
-            assert len(rest_predict(url, "predict_batch", [many], http)) == batch
-            api_batch = time.perf_counter() - start
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+            with httpx.Client(timeout=60) as http:
+                rest = timed(lambda n: rest_predict(url, "predict", [n], http), picks)
+                many = [names[i % len(names)] for i in range(batch)]
+                start = time.perf_counter()
+                assert len(rest_predict(url, "predict_batch", [many], http)) == batch
+                api_batch = time.perf_counter() - start
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
     rt50, rt99, rest50 = (statistics.median(rt) * 1e3, pctl(rt, 99) * 1e3, statistics.median(rest) * 1e3)
     return [
         (f"{batch:,}-name batch, /predict_batch REST round trip", f"{api_batch:.2f} s", "< 3 s", api_batch < 3),

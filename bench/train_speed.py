@@ -92,8 +92,16 @@ def main() -> None:
     seconds, epoch, best = time_to_target(data_dir, args.target, args.max_epochs)
     peak = peak_memory_mb(data_dir, args.memory_epochs)
     rows = [
-        ("course-style loop, s/epoch (median)", f"{c:.2f}", f"{args.epochs} epochs: " + " ".join(f"{s:.2f}" for s in course)),
-        ("trainer --preset course, s/epoch (median)", f"{o:.2f}", f"{args.epochs} epochs: " + " ".join(f"{s:.2f}" for s in ours)),
+        (
+            "course-style loop, s/epoch (median)",
+            f"{c:.2f}",
+            f"{args.epochs} epochs: " + " ".join(f"{s:.2f}" for s in course),
+        ),
+        (
+            "trainer --preset course, s/epoch (median)",
+            f"{o:.2f}",
+            f"{args.epochs} epochs: " + " ".join(f"{s:.2f}" for s in ours),
+        ),
         ("ratio trainer / course loop", f"{o / c:.3f}", "target <= 0.45"),
         (
             f"default preset: wall s to {args.target:.1%} test",

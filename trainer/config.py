@@ -43,6 +43,7 @@ class TrainConfig:
     schedule: str = "constant"  # "constant" or "onecycle" learning-rate schedule
     grad_clip: float = 1.0  # max global gradient norm per member; 0 disables clipping
     label_smoothing: float = 0.0  # cross-entropy label smoothing
+    unk_dropout: float = 0.0  # share of training characters replaced by UNK (augmentation)
     class_weight_power: float = 0.0  # weight classes by (1/frequency)**power; 0 = unweighted
     val_fraction: float = 0.1  # share of train carved out (stratified) for model selection
     patience: int = 0  # stop after this many epochs without a better validation score; 0 = never

@@ -72,10 +72,12 @@ def expected_calibration_error(probs: torch.Tensor, y: torch.Tensor, bins: int =
     correct = (pred == y.cpu()).double()
     edges = torch.linspace(0, 1, bins + 1)
     ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         in_bin = (conf > lo) & (conf <= hi)
         if in_bin.any():
-            ece += in_bin.double().mean().item() * abs(correct[in_bin].mean().item() - conf[in_bin].double().mean().item())
+            ece += in_bin.double().mean().item() * abs(
+                correct[in_bin].mean().item() - conf[in_bin].double().mean().item()
+            )
     return ece
 
 
@@ -85,7 +87,7 @@ def reliability_bins(probs: torch.Tensor, y: torch.Tensor, bins: int = ECE_BINS)
     correct = (pred == y.cpu()).double()
     edges = torch.linspace(0, 1, bins + 1)
     rows = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         m = (conf > lo) & (conf <= hi)
         n = int(m.sum())
         rows.append(

@@ -32,7 +32,8 @@ from huggingface_hub.errors import (
 log = logging.getLogger(__name__)
 
 REQUIRED = ("config.json", "model.safetensors")  # what Predictor.from_dir cannot do without
-SERVED = (*REQUIRED, "evidence.safetensors", "metrics.json")  # what the app downloads
+FIGURES = ("accuracy_curve.png", "reliability.png", "confusion.png", "coverage.png")  # shown on the Model tab
+SERVED = (*REQUIRED, "evidence.safetensors", "metrics.json", *FIGURES)  # what the app downloads
 SKIPPED_DIRS = ("resume", "__pycache__")
 TEMP_SUFFIXES = (".tmp", ".temp", ".incomplete", ".lock", ".part", ".swp", "~")
 COMMIT_ID = re.compile(r"[0-9a-f]{40}")

@@ -5,7 +5,6 @@ log-probabilities (members=1 is the plain course architecture). It saves and loa
 huggingface_hub's PyTorchModelHubMixin: config.json + model.safetensors, strict, no pickles.
 """
 
-
 import os
 
 import torch

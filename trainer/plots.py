@@ -26,8 +26,14 @@ def accuracy_figure(history: list[dict], best_epoch: int, anchors: dict):
     ax.plot(epochs, [100 * h["test_accuracy"] for h in history], label="test accuracy", color="C0")
     ax.plot(epochs, [100 * h["val_accuracy"] for h in history], label="validation accuracy", color="C1", ls="--")
     best = history[best_epoch - 1]
-    ax.scatter([best_epoch], [100 * best["test_accuracy"]], color="C3", zorder=3, label=f"chosen epoch {best_epoch} (best validation)")
-    for (name, a), color in zip(anchors.items(), ("0.6", "0.4")):
+    ax.scatter(
+        [best_epoch],
+        [100 * best["test_accuracy"]],
+        color="C3",
+        zorder=3,
+        label=f"chosen epoch {best_epoch} (best validation)",
+    )
+    for (name, a), color in zip(anchors.items(), ("0.6", "0.4"), strict=False):
         ax.axhline(100 * a["accuracy"], color=color, lw=0.8, ls=":", label=f"{name}: {100 * a['accuracy']:.2f}%")
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy (%)")
@@ -67,7 +73,15 @@ def confusion_figure(confusion: list[list[int]], labels: tuple[str, ...]):
     for i in range(len(labels)):
         for j in range(len(labels)):
             if cm[i, j]:
-                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=5.5, color="white" if norm[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    int(cm[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=5.5,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("Confusion on test (row-normalised colour, counts)")

@@ -94,10 +94,17 @@ class Predictor:
                 results.append(None)  # type: ignore[arg-type]
             except InvalidNameError as e:
                 results.append(e)
-        if valid:
-            probs = self._probs([self.encoder.encode(n.text) for _, n in valid])
-            for (i, norm), p in zip(valid, probs):
-                results[i] = self._prediction(str(raws[i]).strip(), norm, p)
+        if valid:  # each distinct normalised name runs once; ranking is one sort, not one per row
+            texts = list(dict.fromkeys(norm.text for _, norm in valid))
+            probs = self._probs([self.encoder.encode(t) for t in texts])
+            values, order = (t.tolist() for t in probs.sort(dim=1, descending=True))
+            ranked = {
+                t: ({self.labels[j]: v for j, v in zip(o, vs, strict=True)}, vs[0] < self.threshold, self._evidence(t))
+                for t, o, vs in zip(texts, order, values, strict=True)
+            }
+            for i, norm in valid:
+                top, abstain, seen = ranked[norm.text]
+                results[i] = Prediction(str(raws[i]).strip(), norm, dict(top), abstain, dict(seen))
         return results
 
     @torch.inference_mode()
@@ -111,4 +118,4 @@ class Predictor:
         logp = (self.model(x, lengths, sorted_desc=True) / self.temperature).log_softmax(-1)
         target = self.labels.index(label) if label else int(logp[0].argmax())
         scores = (logp[0, target] - logp[1:, target]).tolist()
-        return list(zip(norm.text, scores))
+        return list(zip(norm.text, scores, strict=True))

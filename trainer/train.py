@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from trainer.checkpoint import load_resume_state, save_resume_state
 from trainer.config import ModelConfig, TrainConfig
 from trainer.data import Dataset, Encoded, bucketed_batches, class_counts, encode_split
+from trainer.encoding import PAD, UNK
 from trainer.evaluate import predict_logits, quick_metrics
 from trainer.model import NameGRU
 
@@ -91,6 +92,8 @@ def train_epoch(model, data: Encoded, cfg: TrainConfig, optimizer, scheduler, we
             raise Interrupted
         lengths = data.lengths[idx]
         x, y = data.x[idx.to(data.x.device), : int(lengths.max())], data.y[idx.to(data.y.device)]
+        if cfg.unk_dropout > 0:  # teaches the UNK row, so unseen characters and occlusion mean "unknown"
+            x = x.masked_fill((torch.rand(x.shape, device=x.device) < cfg.unk_dropout) & (x != PAD), UNK)
         member_logits = model.member_logits(x, lengths, sorted_desc=True)  # (members, batch, classes)
         losses = [F.cross_entropy(lg, y, weight=weight, label_smoothing=cfg.label_smoothing) for lg in member_logits]
         optimizer.zero_grad(set_to_none=True)
@@ -140,7 +143,9 @@ def train(mcfg: ModelConfig, cfg: TrainConfig, ds: Dataset, run_dir: Path, resum
     with stop_on_signals() as flag:
         for epoch in range(start + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
-            loss = train_epoch(model, train_data, cfg, optimizer, scheduler, weight, gen, flag, f"epoch {epoch}/{cfg.epochs}")
+            loss = train_epoch(
+                model, train_data, cfg, optimizer, scheduler, weight, gen, flag, f"epoch {epoch}/{cfg.epochs}"
+            )
             val_acc, val_f1 = quick_metrics(predict_logits(model, val_data), val_data.y, mcfg.num_classes)
             test_acc, test_f1 = quick_metrics(predict_logits(model, test_data), test_data.y, mcfg.num_classes)
             key = (val_acc, val_f1)
