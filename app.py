@@ -6,30 +6,35 @@ MODEL_REVISION choose the model (else the bundled `model/`). Importing this modu
 effects: `build_app(predictor, resolved)` builds the page, `main()` reads the environment.
 """
 
-import csv
-import html
 import logging
 import os
-import re
 import sys
 import tempfile
 import time
-import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 import torch
 
-from trainer.encoding import MAX_NAME_CHARS, InvalidNameError, normalize_name
+from trainer.encoding import InvalidNameError
 from trainer.hub import HubError, ResolvedModel, load_served_model
-from trainer.predict import MAX_BATCH, Prediction, Predictor
+from trainer.predict import Predictor
+from trainer.serving import (
+    GENERIC_ERROR,
+    analyse,
+    pct,
+    predict_batch_json,
+    predict_json,
+    quality_table,
+    readable_metrics,
+    run_batch,
+    served_text,
+)
 
 log = logging.getLogger("app")
-TOP_K, UNSURE_K, SHOWN_ROWS, KEEP_CSVS = 5, 3, 1000, 50
-GENERIC_ERROR = "Something went wrong on our side; it has been logged. Please try again."
-HEADER_WORDS = {"name", "names", "surname", "surnames", "last name", "last_name", "lastname", "family name"}
 # At least one per language class, and the tricky kinds: accents, particles, apostrophes.
 EXAMPLES = ["Nakamura", "Müller", "Dvořák", "De la Fuente", "O'Brien", "Haddad", "Zhang", "Van den Berg", "Thompson",
             "Lefèvre", "Papadopoulos", "Rossi", "Choi", "Kowalski", "Gonçalves", "Ivanov", "MacLeod", "Nguyen",
@@ -39,211 +44,30 @@ A character-level BiGRU guesses the **language of origin** of a surname among 18
 probabilities, an honest "unsure", and the letters that drove the guess. It does **not** tell anyone's nationality
 or ethnicity and must not be used to decide anything about a person."""
 CSS = ".gradio-container {max-width: 1180px !important; margin: auto;} #status p {margin: 0.3em 0;}"
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
 
 
-def md_escape(text: str) -> str:
-    """User text made inert for gr.Markdown: no HTML, no markdown formatting, one line."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(" ".join(str(text).split()), quote=False))
-
-
-def pct(p: float, digits: int = 1) -> str:
-    return f"{100 * p:.{digits}f}%"
-
-
-def usable(predictor: Predictor, raw) -> tuple[str, str]:
-    """(raw without the characters the model never saw in training, those characters).
-
-    Unseen characters (digits, <, /, emoji) would be read through an untrained embedding and give
-    confident nonsense, so they are dropped and reported. Raw stays as it is when nothing is left
-    to classify or it is too long: the predictor's own message then explains why."""
-    text, known = "" if raw is None else str(raw), predictor.encoder.alphabet
-    if text.isascii() and all(c in known or c.isspace() for c in text.lower()):
-        return text, ""
-    keep, drop = [], []
-    for c in text:
-        (keep if c.isspace() or all(k in known for k in normalize_name(c).text) else drop).append(c)
-    kept = "".join(keep)
-    if len(text.strip()) > MAX_NAME_CHARS or not any(c.isalpha() for c in normalize_name(kept).text):
-        return text, ""
-    return kept, "".join(dict.fromkeys(drop))
-
-
-@dataclass
-class View:
-    """What the single-name tab shows. bars=None means no prediction (an error message instead)."""
-
-    bars: dict[str, float] | None
-    status: str
-    letters: list[tuple[str, float]] | None = None
-    unsure: bool = False
-    target: str | None = None  # the language the letters are scored against
-
-
-def status_text(predictor: Predictor, pred: Prediction, dropped: str) -> str:
-    label, p = pred.top
-    if pred.abstain:
-        top3 = ", ".join(f"{k} {pct(v)}" for k, v in list(pred.probs.items())[:UNSURE_K])
-        lines = [f"**Unsure**: no language reaches the model's threshold of {pct(predictor.threshold)}. Top 3: {top3}."]
-    else:
-        lines = [f"Most likely **{label}** ({pct(p)})."]
-    if pred.normalized.transliterated:
-        lines.append(f"Transliterated: {md_escape(pred.name)} → {md_escape(pred.normalized.text)}")
-    if dropped:
-        lines.append(f"Ignored characters the model never saw in training: {md_escape(' '.join(dropped))}")
-    if pred.evidence:
-        lines.append("Seen in training as " + ", ".join(f"{k} ×{n}" for k, n in pred.evidence.items()) + ".")
-    else:
-        lines.append("Not in the training data: the guess comes from its letters alone.")
-    return "\n\n".join(lines)
-
-
-def scaled(letters: list[tuple[str, float]]) -> list[tuple[str, float]]:
-    """Occlusion scores scaled to [-1, 1] for gr.HighlightedText's score colours."""
-    peak = max((abs(s) for _, s in letters), default=0.0) or 1.0
-    return [(c, round(s / peak, 3)) for c, s in letters]
-
-
-def analyse(predictor: Predictor, raw: str | None, show_all: bool = False, explain: bool = True) -> View:
-    """One name -> View; never raises, never shows bars for input it cannot read."""
+@contextmanager
+def user_errors(what: str) -> Iterator[None]:
+    """InvalidNameError -> gr.Error with its own message; anything else logged -> gr.Error(GENERIC_ERROR)."""
     try:
-        name, dropped = usable(predictor, raw)
-        pred = predictor.predict(name)
-        letters = scaled(predictor.explain(name, pred.top[0])) if explain else None
+        yield
     except InvalidNameError as e:
-        return View(None, f"⚠️ {md_escape(str(e))}")
+        raise gr.Error(str(e)) from None
     except Exception:
-        log.exception("prediction failed for a name of %d characters", len(str(raw)))
-        return View(None, f"⚠️ {GENERIC_ERROR}")
-    k = len(pred.probs) if show_all else UNSURE_K if pred.abstain else TOP_K
-    bars = dict(list(pred.probs.items())[:k])
-    return View(bars, status_text(predictor, pred, dropped), letters, pred.abstain, pred.top[0])
-
-
-def prediction_json(name: str, pred: Prediction, dropped: str = "") -> dict:
-    return {
-        "name": name,
-        "normalized": pred.normalized.text,
-        "transliterated": pred.normalized.transliterated,
-        "ignored_characters": dropped,
-        "language": pred.top[0],
-        "confidence": round(pred.top[1], 6),
-        "unsure": pred.abstain,
-        "top3": list(pred.probs)[:UNSURE_K],
-        "probabilities": {k: round(v, 6) for k, v in pred.probs.items()},
-        "seen_in_training": pred.evidence,
-    }
+        log.exception("%s failed", what)
+        raise gr.Error(GENERIC_ERROR) from None
 
 
 def api_predict(predictor: Predictor, name: str) -> dict:
     """The /predict endpoint: JSON for one name, or gr.Error with a message fit for users."""
-    try:
-        cleaned, dropped = usable(predictor, name)
-        return prediction_json(str(name).strip(), predictor.predict(cleaned), dropped)
-    except InvalidNameError as e:
-        raise gr.Error(str(e)) from None
-    except Exception:
-        log.exception("API prediction failed")
-        raise gr.Error(GENERIC_ERROR) from None
-
-
-def classify_many(predictor: Predictor, names: list[str]) -> list[tuple[str, Prediction | InvalidNameError, str]]:
-    """(name as given, its prediction or error, dropped characters) per name, in order."""
-    cleaned = [usable(predictor, n) for n in names]
-    results = predictor.predict_batch([c for c, _ in cleaned])
-    return [(n.strip(), r, d) for n, r, (_, d) in zip(names, results, cleaned, strict=True)]
+    with user_errors("API prediction"):
+        return predict_json(predictor, name)
 
 
 def api_predict_batch(predictor: Predictor, names: list[str] | str) -> list[dict]:
     """The /predict_batch endpoint: one JSON object per input; {"name", "error"} for unreadable ones."""
-    names = names.splitlines() if isinstance(names, str) else ["" if n is None else str(n) for n in names or []]
-    if len(names) > MAX_BATCH:
-        raise gr.Error(f"{len(names):,} names: the limit is {MAX_BATCH:,} per batch.")
-    try:
-        rows = classify_many(predictor, names)
-    except Exception:
-        log.exception("API batch failed")
-        raise gr.Error(GENERIC_ERROR) from None
-    return [prediction_json(n, r, d) if isinstance(r, Prediction) else {"name": n, "error": str(r)} for n, r, d in rows]
-
-
-def names_from_csv(path: str | Path) -> list[str]:
-    """First column of a CSV (comma, semicolon or tab separated); a header row is dropped."""
-    text = Path(path).read_bytes().decode("utf-8-sig", errors="replace").replace("\x00", "")
-    lines = text.splitlines()
-    delimiter = next((d for d in ",;\t" if lines and d in lines[0]), ",")
-    try:
-        names = [row[0].strip() for row in csv.reader(lines, delimiter=delimiter) if row and row[0].strip()]
-    except csv.Error as e:
-        raise InvalidNameError(f"That file could not be read as CSV ({e}).") from None
-    return names[1:] if names and names[0].lower() in HEADER_WORDS else names
-
-
-def batch_frame(predictor: Predictor, names: list[str]) -> pd.DataFrame:
-    columns = ["name", "language", "confidence", "unsure", "seen in training", "note", *predictor.labels]
-    rows = []
-    for name, r, dropped in classify_many(predictor, names):
-        if not isinstance(r, Prediction):
-            rows.append({"name": name, "note": str(r)})
-            continue
-        notes = [f"transliterated → {r.normalized.text}"] * r.normalized.transliterated
-        notes += [f"ignored {' '.join(dropped)}"] * bool(dropped)
-        seen = ", ".join(f"{k} ×{n}" for k, n in r.evidence.items())
-        top = {"language": r.top[0], "confidence": r.top[1], "unsure": r.abstain}
-        rows.append({"name": name, **top, "seen in training": seen, "note": "; ".join(notes), **r.probs})
-    return pd.DataFrame(rows, columns=columns).round(4)
-
-
-def write_csv(frame: pd.DataFrame, out_dir: Path) -> Path:
-    """The full table as CSV; names that look like spreadsheet formulas get a leading quote."""
-    safe = frame.assign(name=frame["name"].map(lambda s: "'" + s if s[:1] in ("=", "+", "-", "@", "\t") else s))
-    for old in sorted(out_dir.glob("*.csv"), key=lambda f: f.stat().st_mtime)[:-KEEP_CSVS]:
-        old.unlink(missing_ok=True)
-    path = out_dir / f"name-origin-{uuid.uuid4().hex[:8]}.csv"
-    safe.to_csv(path, index=False)
-    return path
-
-
-def run_batch(predictor: Predictor, text: str | None, file_path: str | None, out_dir: Path):
-    """Batch tab: (table shown, CSV path, status). Never raises."""
-    empty = pd.DataFrame(columns=["name", "language", "confidence", "unsure"])
-    try:
-        names = names_from_csv(file_path) if file_path else [s.strip() for s in (text or "").splitlines() if s.strip()]
-        if not names:
-            return empty, None, "⚠️ Paste surnames, one per line, or upload a CSV whose first column holds them."
-        if len(names) > MAX_BATCH:
-            return empty, None, f"⚠️ {len(names):,} names: the limit is {MAX_BATCH:,} per batch. Please split the list."
-        start = time.perf_counter()
-        frame = batch_frame(predictor, names)
-        path = write_csv(frame, out_dir)
-    except InvalidNameError as e:
-        return empty, None, f"⚠️ {md_escape(str(e))}"
-    except Exception:
-        log.exception("batch failed")
-        return empty, None, f"⚠️ {GENERIC_ERROR}"
-    bad, unsure = int(frame["language"].isna().sum()), int(frame["unsure"].eq(True).sum())
-    source = f" from {md_escape(Path(file_path).name)}" if file_path else ""
-    status = f"{len(names):,} names{source} in {time.perf_counter() - start:.2f} s: {len(names) - bad:,} classified "
-    status += f"({unsure:,} unsure), {bad:,} unreadable (see *note*)."
-    if len(frame) > SHOWN_ROWS:
-        status += f" Showing the first {SHOWN_ROWS:,} rows; the CSV holds all of them."
-    return frame.head(SHOWN_ROWS), str(path), status
-
-
-def quality_table(metrics: dict) -> str:
-    t, unseen = metrics["test"], metrics.get("test_unseen")
-    rows = ["| model | test accuracy | macro-F1 | top-3 | names unseen in train |", "|---|---|---|---|---|"]
-    rows.append(f"| **this model** | **{pct(t['accuracy'], 2)}** | **{t['macro_f1']:.3f}** | "
-                f"{pct(t['top3_accuracy'], 2)} | {pct(unseen['accuracy'], 2) if unseen else '—'} |")  # fmt: skip
-    anchors = {k: a for k, a in metrics.get("anchors", {}).items() if "picked on test" in k or "logistic" in k}
-    rows += [f"| {k} | {pct(a['accuracy'], 2)} | {a['macro_f1']:.3f} | — | — |" for k, a in anchors.items()]
-    return "\n".join(rows)
-
-
-def served_text(resolved: ResolvedModel) -> str:
-    what = md_escape(resolved.repo_id or resolved.path.name)
-    what += f" at revision `{resolved.revision}`" if resolved.revision else ""
-    return f"**Serving** the {resolved.source} model {what}." + "".join(f"\n- {md_escape(n)}" for n in resolved.notes)
+    with user_errors("API batch"):
+        return predict_batch_json(predictor, names)
 
 
 def image(run_dir: Path, name: str, label: str) -> None:
@@ -260,37 +84,49 @@ def accuracy_plot(metrics: dict) -> None:
     gr.LinePlot(pd.DataFrame(rows), x="epoch", y="accuracy (%)", color="split", title=title, show_label=False)
 
 
-def model_tab(predictor: Predictor, resolved: ResolvedModel, metrics: dict | None) -> None:
+def accuracy_tab(run_dir: Path, metrics: dict) -> None:
+    gr.Markdown(f"Epoch **{metrics['best_epoch']}** of {metrics['epochs_run']} was chosen on validation; "
+                "the test set chose nothing.\n\n" + quality_table(metrics))  # fmt: skip
+    if (run_dir / "accuracy_curve.png").is_file():
+        image(run_dir, "accuracy_curve.png", "Accuracy per epoch (test and validation)")
+    else:  # e.g. a Hub snapshot without the figures: draw it from metrics.json
+        accuracy_plot(metrics)
+
+
+def per_language_tab(run_dir: Path, metrics: dict) -> None:
+    per_class = metrics["test"]["per_class"]
+    table = pd.DataFrame.from_dict(per_class, orient="index")[["precision", "recall", "f1", "support"]].round(3)
+    gr.Dataframe(table.rename_axis("language").reset_index(), label="Test set, per language", max_height=640)
+    image(run_dir, "confusion.png", "Confusion matrix on test")
+    with gr.Accordion("Confusion counts (rows: true language, columns: predicted)", open=False):
+        frame = pd.DataFrame(metrics["test"]["confusion"], columns=list(per_class)).assign(true=list(per_class))
+        gr.Dataframe(frame[["true", *per_class]], show_label=False)
+
+
+def calibration_tab(run_dir: Path, metrics: dict) -> None:
+    cal, ab = metrics["calibration"], metrics["abstention"]
+    gr.Markdown(
+        f"Temperature **{cal['temperature']:.3f}**, fitted on validation. Expected calibration error "
+        f"({cal['bins']} bins) on test: **{cal['ece_before']:.4f}** before, **{cal['ece_after']:.4f}** after.\n\n"
+        f"Below a top probability of **{pct(ab['threshold'])}** the app says it is unsure. On test it answers "
+        f"{pct(ab['test_coverage'])} of names, {pct(ab['test_accuracy_answered'])} of them correctly."
+    )
+    with gr.Row():
+        image(run_dir, "reliability.png", "Reliability diagram")
+        image(run_dir, "coverage.png", "Coverage vs accuracy")
+
+
+def model_tab(run_dir: Path, resolved: ResolvedModel, metrics: dict | None) -> None:
     gr.Markdown(served_text(resolved))
     if not metrics:
-        gr.Markdown("This model folder has no `metrics.json`, so there is nothing more to show.")
+        gr.Markdown("This model folder has no readable `metrics.json`, so there is nothing more to show.")
         return
-    cal, ab, run_dir = metrics["calibration"], metrics["abstention"], predictor.run_dir
     with gr.Tab("Accuracy"):
-        gr.Markdown(f"Epoch **{metrics['best_epoch']}** of {metrics['epochs_run']} was chosen on validation; "
-                    "the test set chose nothing.\n\n" + quality_table(metrics))  # fmt: skip
-        if (run_dir / "accuracy_curve.png").is_file():
-            image(run_dir, "accuracy_curve.png", "Accuracy per epoch (test and validation)")
-        else:  # e.g. a Hub snapshot without the figures: draw it from metrics.json
-            accuracy_plot(metrics)
+        accuracy_tab(run_dir, metrics)
     with gr.Tab("Per language"):
-        per_class = metrics["test"]["per_class"]
-        table = pd.DataFrame.from_dict(per_class, orient="index")[["precision", "recall", "f1", "support"]].round(3)
-        gr.Dataframe(table.rename_axis("language").reset_index(), label="Test set, per language", max_height=640)
-        image(run_dir, "confusion.png", "Confusion matrix on test")
-        with gr.Accordion("Confusion counts (rows: true language, columns: predicted)", open=False):
-            frame = pd.DataFrame(metrics["test"]["confusion"], columns=list(per_class)).assign(true=list(per_class))
-            gr.Dataframe(frame[["true", *per_class]], show_label=False)
+        per_language_tab(run_dir, metrics)
     with gr.Tab("Calibration & abstention"):
-        gr.Markdown(
-            f"Temperature **{cal['temperature']:.3f}**, fitted on validation. Expected calibration error "
-            f"({cal['bins']} bins) on test: **{cal['ece_before']:.4f}** before, **{cal['ece_after']:.4f}** after.\n\n"
-            f"Below a top probability of **{pct(ab['threshold'])}** the app says it is unsure. On test it answers "
-            f"{pct(ab['test_coverage'])} of names, {pct(ab['test_accuracy_answered'])} of them correctly."
-        )
-        with gr.Row():
-            image(run_dir, "reliability.png", "Reliability diagram")
-            image(run_dir, "coverage.png", "Coverage vs accuracy")
+        calibration_tab(run_dir, metrics)
 
 
 def single_tab(predictor: Predictor) -> None:
@@ -350,7 +186,7 @@ def build_app(predictor: Predictor, resolved: ResolvedModel) -> gr.Blocks:
         with gr.Tab("Batch"):
             batch_tab(predictor, out_dir)
         with gr.Tab("Model"):
-            model_tab(predictor, resolved, predictor.metrics())
+            model_tab(predictor.run_dir, resolved, readable_metrics(predictor.metrics()))
         gr.api(predict, api_name="predict")
         gr.api(predict_batch, api_name="predict_batch", concurrency_id="batch", concurrency_limit=1)
     return demo

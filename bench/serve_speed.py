@@ -2,7 +2,7 @@
 
     python bench/serve_speed.py --model-dir runs/<run>     (or model/, the bundled model)
 
-In-process single-name latency (app.analyse without and with the explanation, median of the
+In-process single-name latency (serving.analyse without and with the explanation, median of the
 per-call times over --calls calls), the 10,000-name batch (batch tab: predict + table + CSV; and
 the /predict_batch REST route), cold start of `python app.py` (process start -> first answer),
 gradio_client round trip p50/p99 over --rt-calls calls and the raw REST route p50. The machine
@@ -34,6 +34,7 @@ import torch  # noqa: E402
 from gradio_client import Client  # noqa: E402
 
 import app  # noqa: E402
+from trainer import serving  # noqa: E402
 from trainer.predict import Predictor  # noqa: E402
 
 DATA_DIRS = [os.environ.get("NAME_ORIGIN_DATA", ""), ROOT / "data", ROOT.parent / "shared" / "data"]
@@ -83,13 +84,13 @@ def in_process(model_dir: Path, names: list[str], calls: int, batch: int) -> lis
     torch.set_num_threads(1)  # as app.main does
     predictor = Predictor.from_dir(model_dir)
     args = [(predictor, names[i % len(names)], False, False) for i in range(calls)]
-    timed(app.analyse, args[:50])  # warm-up
-    plain = timed(app.analyse, args)
-    explained = timed(app.analyse, [(p, n, False, True) for p, n, _, _ in args])
+    timed(serving.analyse, args[:50])  # warm-up
+    plain = timed(serving.analyse, args)
+    explained = timed(serving.analyse, [(p, n, False, True) for p, n, _, _ in args])
     text = "\n".join(names[i % len(names)] for i in range(batch))
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        table, path, status = app.run_batch(predictor, text, None, Path(tmp))
+        table, path, status = serving.run_batch(predictor, text, None, Path(tmp))
         batch_s = time.perf_counter() - start
     assert path, status
     p50, p99 = statistics.median(plain) * 1e3, pctl(plain, 99) * 1e3

@@ -1,6 +1,7 @@
-"""app.py in-process: the pure functions behind the single-name tab, the batch tab and the API,
-for every bad-input class (empty, digits, emoji, CJK, too long, markup, over 10,000 lines,
-unexpected errors) and the good paths (trimming, transliteration, particles, evidence, unsure)."""
+"""app.py and trainer/serving.py in-process: the pure functions behind the single-name tab, the
+batch tab and the API, for every bad-input class (empty, digits, emoji, CJK, too long, markup,
+over 10,000 lines, unexpected errors) and the good paths (trimming, transliteration, particles,
+evidence, unsure)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import pytest
 from conftest import read_csv_gz
 
 import app
+from trainer import serving
+from trainer.encoding import InvalidNameError, normalize_name
 from trainer.hub import ResolvedModel
 from trainer.predict import MAX_BATCH, Predictor
 
@@ -62,7 +65,7 @@ def test_examples_cover_every_class(predictor):
 @pytest.mark.parametrize("case", BAD_INPUTS)
 def test_bad_input_gives_message_and_no_bars(predictor, case):
     raw, needle = BAD_INPUTS[case]
-    view = app.analyse(predictor, raw)
+    view = serving.analyse(predictor, raw)
     assert view.bars is None and view.letters is None
     assert view.status.startswith("⚠️") and needle in view.status
     assert "<" not in view.status and "Traceback" not in view.status
@@ -76,42 +79,42 @@ def test_bad_input_api_raises_user_message(predictor, case):
 
 
 def test_good_name_gives_top5_bars_and_status(predictor):
-    view = app.analyse(predictor, "Nakamura")
+    view = serving.analyse(predictor, "Nakamura")
     assert view.bars is not None and set(view.bars) <= set(predictor.labels)
     top = max(view.bars, key=view.bars.get)
     assert view.target == top and list(view.bars)[0] == top
-    assert len(view.bars) == (app.UNSURE_K if view.unsure else app.TOP_K)
+    assert len(view.bars) == (serving.UNSURE_K if view.unsure else serving.TOP_K)
     assert top in view.status
 
 
 def test_show_all_gives_every_language(predictor):
-    view = app.analyse(predictor, "Nakamura", show_all=True)
+    view = serving.analyse(predictor, "Nakamura", show_all=True)
     assert len(view.bars) == len(predictor.labels) == 18
     assert sum(view.bars.values()) == pytest.approx(1.0, abs=1e-4)
 
 
 def test_trimming(predictor):
-    assert app.analyse(predictor, "  Nakamura \n").bars == app.analyse(predictor, "Nakamura").bars
+    assert serving.analyse(predictor, "  Nakamura \n").bars == serving.analyse(predictor, "Nakamura").bars
     assert app.api_predict(predictor, "\tNakamura  ")["name"] == "Nakamura"
 
 
 @pytest.mark.parametrize("raw", ["De la Fuente", "Von Wegberg", "O'Brien", "van der Berg-Smit"])
 def test_multi_word_and_apostrophe_surnames_are_valid(predictor, raw):
-    view = app.analyse(predictor, raw)
+    view = serving.analyse(predictor, raw)
     assert view.bars and "Ignored" not in view.status
-    assert "".join(c for c, _ in view.letters) == app.normalize_name(raw).text
+    assert "".join(c for c, _ in view.letters) == normalize_name(raw).text
 
 
 def test_transliteration_is_reported(predictor):
-    view = app.analyse(predictor, "Müller")
+    view = serving.analyse(predictor, "Müller")
     assert view.bars and "Transliterated: Müller → muller" in view.status
-    assert "Transliterated" not in app.analyse(predictor, "Muller").status
+    assert "Transliterated" not in serving.analyse(predictor, "Muller").status
     assert app.api_predict(predictor, "Dvořák")["normalized"] == "dvorak"
 
 
 @pytest.mark.parametrize("raw", ["<b>x</b> Smith", "<script>alert(1)</script>Rossi", "**Kim**", "[a](http://x) Li"])
 def test_markup_is_dropped_and_shown_as_inert_text(predictor, raw):
-    view = app.analyse(predictor, raw)
+    view = serving.analyse(predictor, raw)
     assert view.bars is not None
     assert "Ignored characters" in view.status
     for bad in ("<b>", "<script", "</", "**Kim", "](http"):
@@ -120,57 +123,57 @@ def test_markup_is_dropped_and_shown_as_inert_text(predictor, raw):
 
 
 def test_unknown_characters_never_reach_the_model(predictor):
-    assert app.usable(predictor, "<b>x</b>") == ("bxb", "<>/")
-    assert app.usable(predictor, "Nakamura 中村") == ("Nakamura ", "中村")
-    assert app.usable(predictor, "Smith2") == ("Smith", "2")
-    assert app.usable(predictor, "Müller") == ("Müller", "")
-    assert app.usable(predictor, "12345") == ("12345", "")  # nothing left: the predictor explains why
+    assert serving.usable(predictor, "<b>x</b>") == ("bxb", "<>/")
+    assert serving.usable(predictor, "Nakamura 中村") == ("Nakamura ", "中村")
+    assert serving.usable(predictor, "Smith2") == ("Smith", "2")
+    assert serving.usable(predictor, "Müller") == ("Müller", "")
+    assert serving.usable(predictor, "12345") == ("12345", "")  # nothing left: the predictor explains why
     result = app.api_predict(predictor, " Nakamura!! ")
     assert result["ignored_characters"] == "!" and result["normalized"] == "nakamura"
     assert result["name"] == "Nakamura!!"  # the name as given, trimmed
 
 
 def test_md_escape_makes_user_text_inert():
-    assert app.md_escape("<b>x</b>") == "&lt;b&gt;x&lt;/b&gt;"
-    assert app.md_escape("*a* _b_ `c` [d](e)") == "\\*a\\* \\_b\\_ \\`c\\` \\[d\\]\\(e\\)"
-    assert app.md_escape("a\n\nb") == "a b"
+    assert serving.md_escape("<b>x</b>") == "&lt;b&gt;x&lt;/b&gt;"
+    assert serving.md_escape("*a* _b_ `c` [d](e)") == "\\*a\\* \\_b\\_ \\`c\\` \\[d\\]\\(e\\)"
+    assert serving.md_escape("a\n\nb") == "a b"
 
 
 def test_unsure_shows_top3_and_no_single_answer(fresh):
     fresh.threshold = 1.01  # nothing reaches it
-    view = app.analyse(fresh, "Nakamura")
-    assert view.unsure and len(view.bars) == app.UNSURE_K
+    view = serving.analyse(fresh, "Nakamura")
+    assert view.unsure and len(view.bars) == serving.UNSURE_K
     assert view.status.startswith("**Unsure**")
     assert all(label in view.status for label in view.bars)
-    assert len(app.analyse(fresh, "Nakamura", show_all=True).bars) == 18
+    assert len(serving.analyse(fresh, "Nakamura", show_all=True).bars) == 18
     assert app.api_predict(fresh, "Nakamura")["unsure"] is True
 
 
 def test_confident_answer_when_threshold_is_met(fresh):
     fresh.threshold = 0.0
-    view = app.analyse(fresh, "Nakamura")
-    assert not view.unsure and len(view.bars) == app.TOP_K
+    view = serving.analyse(fresh, "Nakamura")
+    assert not view.unsure and len(view.bars) == serving.TOP_K
     assert view.status.startswith("Most likely **")
 
 
 def test_evidence_line(predictor, seen_name):
     name, label = seen_name
-    view = app.analyse(predictor, name)
+    view = serving.analyse(predictor, name)
     assert "Seen in training as" in view.status and f"{label} ×" in view.status
     assert app.api_predict(predictor, name)["seen_in_training"][label] >= 1
-    assert "Not in the training data" in app.analyse(predictor, "Zzyzxqwv").status
+    assert "Not in the training data" in serving.analyse(predictor, "Zzyzxqwv").status
 
 
 def test_explanation_one_score_per_character_and_stable(predictor):
-    first = app.analyse(predictor, "Kowalski").letters
+    first = serving.analyse(predictor, "Kowalski").letters
     assert [c for c, _ in first] == list("kowalski")
     assert all(-1.0 <= s <= 1.0 for _, s in first)
     assert max(abs(s) for _, s in first) == pytest.approx(1.0)
-    assert app.analyse(predictor, "Kowalski").letters == first
+    assert serving.analyse(predictor, "Kowalski").letters == first
 
 
 def test_explanation_can_be_skipped(predictor):
-    assert app.analyse(predictor, "Kowalski", explain=False).letters is None
+    assert serving.analyse(predictor, "Kowalski", explain=False).letters is None
 
 
 class Broken:
@@ -185,15 +188,15 @@ class Broken:
 
 
 def test_unexpected_error_is_logged_and_generic(caplog):
-    view = app.analyse(Broken(), "Nakamura")
-    assert view.bars is None and app.GENERIC_ERROR in view.status
+    view = serving.analyse(Broken(), "Nakamura")
+    assert view.bars is None and serving.GENERIC_ERROR in view.status
     assert "secret" not in view.status and "RuntimeError" not in view.status
     assert "secret internal detail" in caplog.text  # the trace is in the log, not on the page
     with pytest.raises(gr.Error, match="Something went wrong") as err:
         app.api_predict(Broken(), "Nakamura")
     assert "secret" not in str(err.value)
-    table, path, status = app.run_batch(Broken(), "Nakamura", None, Path("."))
-    assert path is None and app.GENERIC_ERROR in status and table.empty
+    table, path, status = serving.run_batch(Broken(), "Nakamura", None, Path("."))
+    assert path is None and serving.GENERIC_ERROR in status and table.empty
 
 
 def test_api_predict_json(predictor):
@@ -218,8 +221,18 @@ def test_api_predict_batch_over_limit(predictor):
         app.api_predict_batch(predictor, ["Rossi"] * (MAX_BATCH + 1))
 
 
+def test_serving_cores_raise_user_errors_not_gradio_ones(predictor):
+    """app.py turns these into gr.Error; the cores themselves know nothing of gradio."""
+    with pytest.raises(InvalidNameError, match="type a surname"):
+        serving.predict_json(predictor, "  ")
+    with pytest.raises(InvalidNameError, match="limit is 10,000"):
+        serving.predict_batch_json(predictor, ["Rossi"] * (MAX_BATCH + 1))
+    assert serving.predict_batch_json(predictor, None) == []
+
+
 def test_run_batch_from_text(predictor, tmp_path):
-    table, path, status = app.run_batch(predictor, "Nakamura\n\n  Müller \n12345\nDe la Fuente\n=cmd\n", None, tmp_path)
+    text = "Nakamura\n\n  Müller \n12345\nDe la Fuente\n=cmd\n"
+    table, path, status = serving.run_batch(predictor, text, None, tmp_path)
     assert list(table["name"]) == ["Nakamura", "Müller", "12345", "De la Fuente", "=cmd"]
     assert "5 names" in status and "4 classified" in status and "1 unreadable" in status
     assert table.loc[2, "note"].startswith("No Latin letters") and table["language"].isna()[2]
@@ -233,18 +246,17 @@ def test_run_batch_from_text(predictor, tmp_path):
 
 @pytest.mark.parametrize("text", ["", "\n \n", None])
 def test_run_batch_empty(predictor, tmp_path, text):
-    table, path, status = app.run_batch(predictor, text, None, tmp_path)
+    table, path, status = serving.run_batch(predictor, text, None, tmp_path)
     assert path is None and table.empty and "Paste surnames" in status
 
 
 def test_run_batch_over_limit(predictor, tmp_path):
-    table, path, status = app.run_batch(predictor, "Rossi\n" * (MAX_BATCH + 1), None, tmp_path)
+    table, path, status = serving.run_batch(predictor, "Rossi\n" * (MAX_BATCH + 1), None, tmp_path)
     assert path is None and table.empty and "10,001 names" in status and "limit is 10,000" in status
 
 
-def test_run_batch_shows_first_rows_but_csv_has_all(predictor, tmp_path, monkeypatch):
-    monkeypatch.setattr(app, "SHOWN_ROWS", 3)
-    table, path, status = app.run_batch(predictor, "Rossi\nKim\nLi\nSato\nSmith", None, tmp_path)
+def test_run_batch_shows_first_rows_but_csv_has_all(predictor, tmp_path):
+    table, path, status = serving.run_batch(predictor, "Rossi\nKim\nLi\nSato\nSmith", None, tmp_path, shown_rows=3)
     assert len(table) == 3 and "first 3 rows" in status
     assert len(Path(path).read_text(encoding="utf-8").splitlines()) == 6
 
@@ -262,26 +274,26 @@ def test_run_batch_shows_first_rows_but_csv_has_all(predictor, tmp_path, monkeyp
 def test_names_from_csv(tmp_path, content, expected):
     path = tmp_path / "names.csv"
     path.write_text(content, encoding="utf-8")
-    assert app.names_from_csv(path) == expected
+    assert serving.names_from_csv(path) == expected
 
 
 def test_run_batch_from_csv_and_binary_file(predictor, tmp_path):
     good = tmp_path / "upload.csv"
     good.write_text("surname\nNakamura\nRossi\n", encoding="utf-8")
-    table, path, status = app.run_batch(predictor, "ignored when a file is given", str(good), tmp_path)
+    table, path, status = serving.run_batch(predictor, "ignored when a file is given", str(good), tmp_path)
     assert list(table["name"]) == ["Nakamura", "Rossi"] and "from upload\\.csv" in status
     junk = tmp_path / "junk.csv"
     junk.write_bytes(bytes(range(256)) * 4)
-    table, path, status = app.run_batch(predictor, None, str(junk), tmp_path)
-    assert app.GENERIC_ERROR not in status  # readable rows, or notes saying why not: never a crash
+    table, path, status = serving.run_batch(predictor, None, str(junk), tmp_path)
+    assert serving.GENERIC_ERROR not in status  # readable rows, or notes saying why not: never a crash
 
 
 def test_model_tab_texts(predictor):
     metrics = predictor.metrics()
-    table = app.quality_table(metrics)
+    table = serving.quality_table(metrics)
     assert "**this model**" in table and "85.06%" in table and "85.20%" in table
     resolved = ResolvedModel(predictor.run_dir, "hub", "a" * 40, ["local folder x: no <config.json>"], "me/names")
-    text = app.served_text(resolved)
+    text = serving.served_text(resolved)
     assert "hub model me/names at revision" in text and "a" * 40 in text and "&lt;config" in text
 
 

@@ -6,6 +6,7 @@ This module and what it imports (encoding, model, evidence, config) is all the a
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,10 @@ class Predictor:
         calibration = config.get("calibration", {})
         self.temperature = float(calibration.get("temperature", 1.0))
         self.threshold = float(calibration.get("abstain_threshold", 0.0))
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"calibration temperature must be a positive number, not {self.temperature}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"abstain_threshold must be within [0, 1], not {self.threshold}")
         path = self.run_dir / EVIDENCE_NAME
         self.evidence = Evidence.load(path) if path.is_file() else None
 
@@ -51,8 +56,11 @@ class Predictor:
         return cls(NameGRU.from_pretrained(str(run_dir)), config, run_dir)
 
     def metrics(self) -> dict | None:
-        path = self.run_dir / "metrics.json"
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        """metrics.json, or None when it is missing or unreadable (the app then says so)."""
+        try:
+            return json.loads((self.run_dir / "metrics.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
 
     @torch.inference_mode()
     def _probs(self, encoded: list[list[int]], batch_size: int = 2048) -> torch.Tensor:
@@ -78,7 +86,7 @@ class Predictor:
         return self._prediction(str(raw).strip(), norm, probs)
 
     def _prediction(self, name: str, norm: Normalized, probs: torch.Tensor) -> Prediction:
-        order = torch.argsort(probs, descending=True).tolist()
+        order = torch.argsort(probs, descending=True, stable=True).tolist()
         ranked = {self.labels[i]: float(probs[i]) for i in order}
         return Prediction(name, norm, ranked, float(probs[order[0]]) < self.threshold, self._evidence(norm.text))
 
@@ -97,7 +105,7 @@ class Predictor:
         if valid:  # each distinct normalised name runs once; ranking is one sort, not one per row
             texts = list(dict.fromkeys(norm.text for _, norm in valid))
             probs = self._probs([self.encoder.encode(t) for t in texts])
-            values, order = (t.tolist() for t in probs.sort(dim=1, descending=True))
+            values, order = (t.tolist() for t in probs.sort(dim=1, descending=True, stable=True))
             ranked = {
                 t: ({self.labels[j]: v for j, v in zip(o, vs, strict=True)}, vs[0] < self.threshold, self._evidence(t))
                 for t, o, vs in zip(texts, order, values, strict=True)
