@@ -35,12 +35,15 @@ from trainer.serving import (
 )
 
 log = logging.getLogger("app")
+# The published model: MODEL_REPO / MODEL_REVISION override (MODEL_REPO="" skips the Hub). Pin the
+# revision to the commit id that `python -m trainer push` prints when a new model is published.
+HUB_REPO, HUB_REVISION = "", "main"  # no model is published yet: set both once `trainer push` has run
 # At least one per language class, and the tricky kinds: accents, particles, apostrophes.
 EXAMPLES = ["Nakamura", "Müller", "Dvořák", "De la Fuente", "O'Brien", "Haddad", "Zhang", "Van den Berg", "Thompson",
             "Lefèvre", "Papadopoulos", "Rossi", "Choi", "Kowalski", "Gonçalves", "Ivanov", "MacLeod", "Nguyen",
             "Von Wegberg"]  # fmt: skip
 INTRO = """# Where does a surname come from?
-A character-level BiGRU guesses the **language of origin** of a surname among 18 languages, with calibrated
+A character-level BiGRU guesses the **language of origin** of a surname among {n} languages, with calibrated
 probabilities, an honest "unsure", and the letters that drove the guess. It does **not** tell anyone's nationality
 or ethnicity and must not be used to decide anything about a person."""
 CSS = ".gradio-container {max-width: 1180px !important; margin: auto;} #status p {margin: 0.3em 0;}"
@@ -135,7 +138,7 @@ def single_tab(predictor: Predictor) -> None:
             name = gr.Textbox(label="Surname", placeholder="e.g. Nakamura", max_lines=1, autofocus=True)
             with gr.Row():
                 go = gr.Button("Guess the origin", variant="primary", scale=2)
-                show_all = gr.Checkbox(label="Show all 18 languages", scale=1)
+                show_all = gr.Checkbox(label=f"Show all {len(predictor.labels)} languages", scale=1)
             status = gr.Markdown(elem_id="status")
             letters = gr.HighlightedText(label="Letters", elem_id="letters", show_inline_category=False)
             ex = gr.Examples(EXAMPLES, inputs=name, examples_per_page=20, api_visibility="private")
@@ -172,7 +175,7 @@ def build_app(predictor: Predictor, resolved: ResolvedModel) -> gr.Blocks:
     out_dir = Path(tempfile.mkdtemp(prefix="name-origin-"))
 
     def predict(name: str) -> dict:
-        """Classify one surname: language, confidence, unsure flag, all 18 probabilities, training evidence."""
+        """Classify one surname: language, confidence, unsure flag, every language's probability, training evidence."""
         return api_predict(predictor, name)
 
     def predict_batch(names: list[str]) -> list[dict]:
@@ -180,7 +183,7 @@ def build_app(predictor: Predictor, resolved: ResolvedModel) -> gr.Blocks:
         return api_predict_batch(predictor, names)
 
     with gr.Blocks(title="Name origin: where does a surname come from?", delete_cache=(3600, 3600)) as demo:
-        gr.Markdown(INTRO)
+        gr.Markdown(INTRO.format(n=len(predictor.labels)))
         with gr.Tab("Single name"):
             single_tab(predictor)
         with gr.Tab("Batch"):
@@ -195,18 +198,24 @@ def build_app(predictor: Predictor, resolved: ResolvedModel) -> gr.Blocks:
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     env = os.environ.get
-    torch.set_num_threads(int(env("NAME_ORIGIN_THREADS", "1")))  # 2 shared cores: one thread per request
+    try:
+        threads, port = int(env("NAME_ORIGIN_THREADS", "1")), int(env("GRADIO_SERVER_PORT", "7860"))
+    except ValueError as e:
+        log.error("Cannot start: NAME_ORIGIN_THREADS and GRADIO_SERVER_PORT must be whole numbers (%s).", e)
+        return 2
+    torch.set_num_threads(threads)  # 2 shared cores: one thread per request
     start = time.perf_counter()
     bundled = Path(__file__).resolve().parent / "model"
     try:
-        predictor, resolved = load_served_model(env("MODEL_DIR"), env("MODEL_REPO"), env("MODEL_REVISION"), bundled)
+        repo, revision = env("MODEL_REPO", HUB_REPO) or None, env("MODEL_REVISION", HUB_REVISION)
+        predictor, resolved = load_served_model(env("MODEL_DIR"), repo, revision, bundled)
     except HubError as e:
         log.error("Cannot start: %s. Set MODEL_DIR to a trained run folder (python -m trainer), MODEL_REPO to a "
                   "Hub model repo, or put a trained run in %s.", e, bundled)  # fmt: skip
         return 2
     demo = build_app(predictor, resolved).queue(default_concurrency_limit=4, max_size=128)
     log.info("model loaded and page built in %.2f s", time.perf_counter() - start)
-    host, port = env("GRADIO_SERVER_NAME", "127.0.0.1"), int(env("GRADIO_SERVER_PORT", "7860"))
+    host = env("GRADIO_SERVER_NAME", "127.0.0.1")
     theme = gr.themes.Soft(primary_hue="indigo")
     demo.launch(server_name=host, server_port=port, theme=theme, css=CSS, max_file_size="5mb", prevent_thread_lock=True)
     log.info("ready in %.2f s after imports", time.perf_counter() - start)

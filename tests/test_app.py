@@ -123,9 +123,9 @@ def test_markup_is_dropped_and_shown_as_inert_text(predictor, raw):
 
 
 def test_unknown_characters_never_reach_the_model(predictor):
-    assert serving.usable(predictor, "<b>x</b>") == ("bxb", "<>/")
-    assert serving.usable(predictor, "Nakamura 中村") == ("Nakamura ", "中村")
-    assert serving.usable(predictor, "Smith2") == ("Smith", "2")
+    assert serving.usable(predictor, "<b>x</b>") == (" b x  b ", "<>/")  # no glued "bxb"
+    assert serving.usable(predictor, "Nakamura 中村") == ("Nakamura   ", "中村")
+    assert serving.usable(predictor, "Smith2") == ("Smith ", "2")
     assert serving.usable(predictor, "Müller") == ("Müller", "")
     assert serving.usable(predictor, "12345") == ("12345", "")  # nothing left: the predictor explains why
     result = app.api_predict(predictor, " Nakamura!! ")

@@ -48,6 +48,6 @@ def render_card(template: Path, config: dict, metrics: dict, model_name: str = "
         config=config,
         m=metrics,
         per_class=per_class,
-        pct=lambda x: f"{100 * x:.2f}%",
+        pct=lambda x: "n/a" if x is None else f"{100 * x:.2f}%",
     )
     return str(card)

@@ -37,7 +37,7 @@ def train_parser() -> argparse.ArgumentParser:
     add_hub_args(p)
     for cls in (ModelConfig, TrainConfig):  # every numeric field is overridable
         for f in dataclasses.fields(cls):
-            if f.type in ("int", "float") or f.name in ("device", "schedule"):
+            if f.type in ("int", "float") or f.name in ("device", "schedule", "select_on"):
                 typ = {"int": int, "float": float}.get(f.type, str)
                 p.add_argument(
                     "--" + f.name.replace("_", "-"), type=typ, dest=f.name, help=f"override {cls.__name__}.{f.name}"
@@ -73,36 +73,57 @@ def run_push(run_dir: Path, args) -> int:
     return 0
 
 
+class UsageError(Exception):
+    """A command line that cannot run as given; the message says what to do instead."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def resume_configs(run_dir: Path) -> tuple[ModelConfig, TrainConfig, Path]:
+    """The configs an interrupted run started with (overrides on the command line are ignored)."""
+    from trainer.checkpoint import RESUME_DIR
+
+    if not (run_dir / RESUME_DIR / "state.safetensors").is_file():
+        raise UsageError(
+            f"{run_dir} holds no resumable checkpoint (no {RESUME_DIR}/ folder): it finished, "
+            "or stopped before its first epoch."
+        )
+    saved = json.loads((run_dir / RESUME_DIR / "configs.json").read_text())
+    return from_dict(ModelConfig, saved["model"]), from_dict(TrainConfig, saved["train"]), Path(saved["data_dir"])
+
+
+def new_run(args) -> tuple[ModelConfig, TrainConfig, Path, Path]:
+    from trainer import data
+    from trainer.checkpoint import RESUME_DIR
+
+    mcfg, tcfg = build_configs(args)
+    run_dir = args.out or ROOT / "runs" / f"{tcfg.preset}-s{tcfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if (run_dir / RESUME_DIR).exists():  # never overwrite an interrupted run's checkpoint
+        raise UsageError(
+            f"{run_dir} holds an interrupted run: continue it with --resume {run_dir}, or pick another --out."
+        )
+    return mcfg, tcfg, data.locate(args.data_dir), run_dir
+
+
 def run_train(args) -> int:
     from trainer import data, report
-    from trainer.train import Interrupted, resolve_device, train
+    from trainer.checkpoint import RESUME_DIR, atomic_write_json
+    from trainer.train import Interrupted, train
 
     if args.push and not args.repo_id:
-        log.error("--push needs --repo-id OWNER/NAME.")
-        return 2
+        raise UsageError("--push needs --repo-id OWNER/NAME.", exit_code=2)
     if args.resume:
         run_dir = args.resume
-        if not (run_dir / "resume" / "state.safetensors").is_file():
-            log.error(
-                "%s holds no resumable checkpoint (no resume/ folder): it finished, or stopped before its first epoch.",
-                run_dir,
-            )
-            return 1
-        saved = json.loads((run_dir / "resume" / "configs.json").read_text())
-        mcfg, tcfg = from_dict(ModelConfig, saved["model"]), from_dict(TrainConfig, saved["train"])
-        data_dir = Path(saved["data_dir"])
+        mcfg, tcfg, data_dir = resume_configs(run_dir)
     else:
-        mcfg, tcfg = build_configs(args)
-        data_dir = data.locate(args.data_dir)
-        run_dir = args.out or ROOT / "runs" / f"{tcfg.preset}-s{tcfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        mcfg, tcfg, data_dir, run_dir = new_run(args)
     ds = data.load(data_dir, tcfg.val_fraction, tcfg.seed, tcfg.max_train_rows)
     mcfg = dataclasses.replace(mcfg, alphabet=ds.encoder.alphabet, labels=ds.labels)
-    run_dir.mkdir(parents=True, exist_ok=True)
     if not args.resume:
-        from trainer.checkpoint import atomic_write_json
-
         saved = {"model": to_dict(mcfg), "train": to_dict(tcfg), "data_dir": str(data_dir)}
-        atomic_write_json(run_dir / "resume" / "configs.json", saved)
+        atomic_write_json(run_dir / RESUME_DIR / "configs.json", saved)
     log.info("run folder %s\n%s\n%s", run_dir, mcfg, tcfg)
     log.info(
         "data %s: train %d, validation %d, test %d rows",
@@ -114,13 +135,17 @@ def run_train(args) -> int:
     try:
         result = train(mcfg, tcfg, ds, run_dir, resume=bool(args.resume))
     except Interrupted:
-        log.error("interrupted: resume with  python -m trainer --resume %s", run_dir)
+        if (run_dir / RESUME_DIR / "state.safetensors").is_file():
+            log.error("interrupted: resume with  python -m trainer --resume %s", run_dir)
+        else:
+            log.error("interrupted before the first epoch ended: nothing to resume; start again")
         return EXIT_INTERRUPTED
-    metrics = report.write_run(run_dir, result, ds, tcfg, resolve_device(tcfg.device), TEMPLATE)
-    t = metrics["test"]
+    metrics = report.write_run(run_dir, result, ds, tcfg, TEMPLATE)
+    t, unseen = metrics["test"], metrics["test_unseen"]["accuracy"]
     print(
         f"best epoch {metrics['best_epoch']}: test accuracy {t['accuracy']:.4f}, macro-F1 {t['macro_f1']:.3f}, "
-        f"top-3 {t['top3_accuracy']:.4f}, unseen names {metrics['test_unseen']['accuracy']:.4f}\nrun folder: {run_dir}"
+        f"top-3 {t['top3_accuracy']:.4f}, unseen names {'n/a' if unseen is None else f'{unseen:.4f}'}\n"
+        f"run folder: {run_dir}"
     )
     return run_push(run_dir, args) if args.push else 0
 
@@ -140,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return run_train(args)
-    except (DataError, FileNotFoundError, RuntimeError) as e:
+    except UsageError as e:
+        log.error("%s", e)
+        return e.exit_code
+    except (DataError, FileNotFoundError, RuntimeError, ValueError) as e:  # ValueError: invalid config
         log.error("%s", e)
         return 1

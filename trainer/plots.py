@@ -5,24 +5,21 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure  # the object API: no pyplot state, no backend to choose
 
-matplotlib.use("Agg")  # headless; no display on servers or Spaces
-import matplotlib.pyplot as plt  # noqa: E402
-
-from trainer.checkpoint import atomic_write_bytes  # noqa: E402
+from trainer.checkpoint import atomic_write_bytes
 
 
 def _save(fig, path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
 
 
 def accuracy_figure(history: list[dict], best_epoch: int, anchors: dict):
     epochs = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     ax.plot(epochs, [100 * h["test_accuracy"] for h in history], label="test accuracy", color="C0")
     ax.plot(epochs, [100 * h["val_accuracy"] for h in history], label="validation accuracy", color="C1", ls="--")
     best = history[best_epoch - 1]
@@ -46,7 +43,8 @@ def accuracy_figure(history: list[dict], best_epoch: int, anchors: dict):
 
 
 def reliability_figure(calibration: dict):
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    fig = Figure(figsize=(4.5, 4.5))
+    ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls=":")
     for key, label, color in (("reliability_before", "before", "C7"), ("reliability_after", "after", "C0")):
         rows = [r for r in calibration[key] if r["count"]]
@@ -66,7 +64,8 @@ def confusion_figure(confusion: list[list[int]], labels: tuple[str, ...]):
 
     cm = np.array(confusion, dtype=float)
     norm = cm / np.clip(cm.sum(1, keepdims=True), 1, None)
-    fig, ax = plt.subplots(figsize=(8, 7))
+    fig = Figure(figsize=(8, 7))
+    ax = fig.subplots()
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
@@ -90,7 +89,8 @@ def confusion_figure(confusion: list[list[int]], labels: tuple[str, ...]):
 
 def coverage_figure(curve: list[dict], threshold: float):
     rows = [r for r in curve if r["accuracy"] is not None]
-    fig, ax = plt.subplots(figsize=(4.5, 4))
+    fig = Figure(figsize=(4.5, 4))
+    ax = fig.subplots()
     ax.plot([100 * r["coverage"] for r in rows], [100 * r["accuracy"] for r in rows], marker="o", ms=3)
     ax.set_xlabel("names answered (%)")
     ax.set_ylabel("accuracy on answered (%)")

@@ -33,22 +33,35 @@ ANCHORS = {  # measured on this split (shared/ANCHORS.md): name -> (accuracy, ma
     "course BiGRU, loop fixed, epoch picked on test": (0.8506, 0.55),
     "char 1-4-gram TF-IDF + logistic regression": (0.852, 0.547),
 }
-ABSTAIN_TARGET = 0.9  # answers given must be this accurate on validation
 
 
-def evaluate_model(model: NameGRU, ds: Dataset, device: torch.device) -> dict:
-    """Calibration, abstention and test metrics for the chosen model."""
-    val, test = encode_split(ds.val, ds.encoder, device), encode_split(ds.test, ds.encoder, device)
+def mean_or_none(mask: torch.Tensor) -> float | None:
+    """Share of True, or None for an empty selection (strict JSON has no NaN)."""
+    return mask.double().mean().item() if len(mask) else None
+
+
+def round_to_half(model: NameGRU) -> NameGRU:
+    """Round the weights to float16 precision (kept as float32), as they will be stored."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.half().float())
+    return model
+
+
+def evaluate_model(model: NameGRU, ds: Dataset, abstain_target: float) -> dict:
+    """Calibration, abstention and test metrics for the chosen model (on CPU, as it is served)."""
+    cpu = torch.device("cpu")
+    val, test = encode_split(ds.val, ds.encoder, cpu), encode_split(ds.test, ds.encoder, cpu)
     val_logits, test_logits = E.predict_logits(model, val), E.predict_logits(model, test)
     temperature = E.fit_temperature(val_logits, val.y.cpu())
     val_probs, test_probs_raw = (val_logits / temperature).softmax(1), test_logits.softmax(1)
     test_probs = (test_logits / temperature).softmax(1)
-    threshold = E.abstain_threshold(val_probs, val.y, ABSTAIN_TARGET)
+    threshold = E.abstain_threshold(val_probs, val.y, abstain_target)
     seen = evidence.Evidence(evidence.build(ds.train.names + ds.val.names, ds.train.labels + ds.val.labels))
     unseen = ~seen.seen_mask(ds.test.names)
     test_metrics = E.classification_metrics(test_logits, test.y, ds.labels)
     val_acc, val_f1 = E.quick_metrics(val_logits, val.y, len(ds.labels))
-    unseen_acc = (test_logits.argmax(1) == test.y.cpu())[unseen].double().mean().item()
+    unseen_acc = mean_or_none((test_logits.argmax(1) == test.y.cpu())[unseen])
     kept = test_probs.max(1).values >= threshold
     return {
         "test": test_metrics,
@@ -64,9 +77,9 @@ def evaluate_model(model: NameGRU, ds: Dataset, device: torch.device) -> dict:
         },
         "abstention": {
             "threshold": threshold,
-            "target_val_accuracy": ABSTAIN_TARGET,
+            "target_val_accuracy": abstain_target,
             "test_coverage": kept.double().mean().item(),
-            "test_accuracy_answered": (test_probs.argmax(1) == test.y.cpu())[kept].double().mean().item(),
+            "test_accuracy_answered": mean_or_none((test_probs.argmax(1) == test.y.cpu())[kept]),
             "curve": E.coverage_curve(test_probs, test.y),
         },
     }
@@ -80,11 +93,11 @@ def rows_to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def write_run(run_dir: Path, result: TrainResult, ds: Dataset, tcfg: TrainConfig, device, template: Path) -> dict:
+def write_run(run_dir: Path, result: TrainResult, ds: Dataset, tcfg: TrainConfig, template: Path) -> dict:
     """Write every artifact into run_dir (each atomically; weights via a temp folder + rename)."""
     run_dir = Path(run_dir)
-    model = result.model
-    ev = evaluate_model(model, ds, device)
+    model = round_to_half(result.model.to("cpu"))  # evaluate exactly the weights that are stored
+    ev = evaluate_model(model, ds, tcfg.abstain_target)
     best = result.history[result.best_epoch - 1]
     metrics = {
         "best_epoch": result.best_epoch,
@@ -105,12 +118,14 @@ def write_run(run_dir: Path, result: TrainResult, ds: Dataset, tcfg: TrainConfig
         },
     }
     with tempfile.TemporaryDirectory(dir=run_dir) as tmp:
-        model.to("cpu").save_pretrained(tmp, config=config)
+        model.half().save_pretrained(tmp, config=config)  # float16 on disk: half the size, same predictions
+        model.float()
         shutil.move(Path(tmp) / "config.json", run_dir / ".config.json.tmp")
         shutil.move(Path(tmp) / "model.safetensors", run_dir / ".model.safetensors.tmp")
     os.chmod(run_dir / ".model.safetensors.tmp", 0o644)  # safetensors writes 0600; a run folder is shared
-    (run_dir / ".model.safetensors.tmp").replace(run_dir / "model.safetensors")
+    # config first, weights last: a folder with new weights always has their config
     (run_dir / ".config.json.tmp").replace(run_dir / "config.json")
+    (run_dir / ".model.safetensors.tmp").replace(run_dir / "model.safetensors")
     atomic_write_json(run_dir / "metrics.json", metrics)
     atomic_write_text(run_dir / "metrics.csv", rows_to_csv(result.history))
     per_class = [{"language": k, **v} for k, v in ev["test"]["per_class"].items()]

@@ -39,12 +39,12 @@ def md_escape(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", html.escape(" ".join(str(text).split()), quote=False))
 
 
-def pct(p: float, digits: int = 1) -> str:
-    return f"{100 * p:.{digits}f}%"
+def pct(p: float | None, digits: int = 1) -> str:
+    return "n/a" if p is None else f"{100 * p:.{digits}f}%"
 
 
 def usable(predictor: Predictor, raw: str | None) -> tuple[str, str]:
-    """(raw without the characters the model never saw in training, those characters).
+    """(raw with the characters the model never saw in training turned into spaces, those characters).
 
     Unseen characters (digits, <, /, emoji) would be read through an untrained embedding and give
     confident nonsense, so they are dropped and reported. Raw stays as it is when nothing is left
@@ -54,7 +54,10 @@ def usable(predictor: Predictor, raw: str | None) -> tuple[str, str]:
         return text, ""
     keep, drop = [], []
     for c in text:
-        (keep if c.isspace() or all(k in known for k in normalize_name(c).text) else drop).append(c)
+        ok = c.isspace() or all(k in known for k in normalize_name(c).text)
+        keep.append(c if ok else " ")  # a word break, so fragments are not glued into a new name
+        if not ok:
+            drop.append(c)
     kept = "".join(keep)
     if len(text.strip()) > MAX_NAME_CHARS or not any(c.isalpha() for c in normalize_name(kept).text):
         return text, ""
