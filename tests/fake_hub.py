@@ -5,9 +5,10 @@ on two loopback servers: the Hub itself and a "CDN" (another port, so another or
 LFS uploads and serves LFS downloads, like S3/CloudFront behind the real Hub.
 
 Hub (``FakeHub.url``):
-    POST /api/repos/create                                 create-repo (409: exists; 403: not the user's namespace)
+    POST /api/repos/create                                 create-repo (409: exists, visibility left as it is,
+                                                           like the real Hub; 403: not the user's namespace)
     POST /api/validate-yaml                                README.md metadata check before a commit
-    GET  /api/models/{ns}/{name}[/revision/{rev}]          repo / model info ("sha" = resolved commit)
+    GET  /api/models/{ns}/{name}[/revision/{rev}]          repo / model info ("sha" = resolved commit, "private")
     GET  /api/models/{ns}/{name}/tree/{rev}[/{path}]       file listing (``?recursive=``), LFS info included
     POST /api/models/{ns}/{name}/preupload/{rev}           upload mode per file: "lfs" (binary) or "regular"
     POST /{ns}/{name}.git/info/lfs/objects/batch           LFS batch: upload actions pointing at the CDN
@@ -25,7 +26,8 @@ Uploading LFS files needs the classic LFS path: set HF_HUB_DISABLE_XET=1 (xet wo
 Test switches: ``token`` (the only bearer accepted; a wrong one gets 401), ``require_token`` (anonymous
 requests get 401 as well, not only anonymous writes), ``corrupt_file`` (serve
 garbled bytes of the same length), ``hide_file`` (drop a path from listings and downloads), ``outage``
-(answer every Hub request with that status, e.g. 503), plus
+(answer every Hub request with that status, e.g. 503), ``create(repo_id, private=...)`` / ``repos[id].private``
+(a repo that already exists, public or private), plus
 ``requests`` (everything received) and ``commit_requests`` for assertions.
 """
 

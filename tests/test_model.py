@@ -14,13 +14,7 @@ from trainer.model import WEIGHTS_NAME, NameGRU
 LABELS = ("Arabic", "English", "German", "Japanese", "Russian")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The test machine's cores are shared: one intra-op thread is far faster than oversubscribing."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: torch on one thread
 
 
 def make_cfg(**kw) -> ModelConfig:

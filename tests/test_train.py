@@ -32,12 +32,7 @@ CSV_COLUMNS = ["train_loss", "val_accuracy", "test_accuracy", "test_macro_f1", "
 RESUME_ARGS = ["--epochs", "3", "--schedule", "onecycle", "--dropout", "0.2", "--weight-decay", "0.01"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: torch on one thread
 
 
 def cli_args(data_dir, out, *extra) -> list[str]:

@@ -14,13 +14,7 @@ from trainer.encoding import UNK, InvalidNameError, normalize_name, pad_batch
 from trainer.evidence import EVIDENCE_NAME, Evidence, build, name_hash, save
 from trainer.predict import Predictor
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: torch on one thread
 
 
 def sample_labels(probs: torch.Tensor, seed: int = 0) -> torch.Tensor:

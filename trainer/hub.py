@@ -1,13 +1,16 @@
 """Hugging Face Hub: push a run folder as one commit; resolve the model the app serves.
 
 Push: `create_repo(exist_ok=True)`, then ONE `create_commit` holding every file of the run folder
-(`resume/`, hidden and temporary files excepted). The token comes from HF_TOKEN or the stored login
-and is never printed or logged; every failure becomes a `HubError` of one sentence + retry command.
+(`resume/`, hidden and temporary files excepted). An existing repo keeps its visibility, so `--private`
+onto an existing public repo is refused before anything is committed. The token comes from HF_TOKEN
+or the stored login and is never printed or logged; every failure becomes a `HubError` of one
+sentence + retry command.
 
 Serve: MODEL_DIR, then the Hub repo at a pinned revision (standard cache, HF_HUB_OFFLINE honoured),
 then the bundled folder. The Hub is asked once, with a bounded timeout and no retries, before any
 download: when it cannot be reached we go straight to the cache, so huggingface_hub's retry loops
-(up to ~23 s of backoff on a refused connection) are never entered and nothing stalls.
+(up to ~23 s of backoff on a refused connection) are never entered and nothing stalls. A cached
+snapshot counts only when it holds every REQUIRED file (an interrupted download is fetched again).
 """
 
 from __future__ import annotations
@@ -93,8 +96,15 @@ def push_run(
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
+        if private and not api.repo_info(repo_id).private:  # exist_ok=True leaves an existing repo as it is
+            raise HubError(
+                f"{repo_id} exists and is public; --private cannot change that (make it private in its settings "
+                f"on the Hub, or push without --private), so nothing was pushed. Retry with: {retry}"
+            )
         operations = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(run_dir / f)) for f in files]
         info = api.create_commit(repo_id, operations, commit_message=commit_message or f"Upload run {run_dir.name}")
+    except HubError:
+        raise
     except (httpx2.HTTPError, OSError, ValueError, RuntimeError) as e:  # HfHubHTTPError is an OSError
         raise HubError(f"Push to {repo_id} failed: {push_failure(e, repo_id, api.endpoint)} Retry with: {retry}") from e
     log.info("pushed %d files of %s to %s as commit %s", len(files), run_dir, repo_id, info.oid)
@@ -196,7 +206,7 @@ def hub_snapshot(repo_id: str, revision: str | None, timeout: float, notes: list
         if revision and COMMIT_ID.fullmatch(revision):  # a commit never changes: a complete cache is enough
             try:
                 return cached_snapshot(repo_id, revision)
-            except LocalEntryNotFoundError:
+            except LocalEntryNotFoundError:  # not cached, or only partly: download what is missing
                 pass
         if not hub_reachable(repo_id, revision, timeout, label, notes):
             return cached_snapshot(repo_id, revision)
@@ -223,8 +233,13 @@ def hub_reachable(repo_id: str, revision: str | None, timeout: float, label: str
 
 
 def cached_snapshot(repo_id: str, revision: str | None) -> Path:
-    """The cached snapshot of repo_id@revision with the served files; raises LocalEntryNotFoundError."""
-    return Path(snapshot_download(repo_id, revision=revision, allow_patterns=list(SERVED), local_files_only=True))
+    """The cached snapshot of repo_id@revision holding every REQUIRED file; raises
+    LocalEntryNotFoundError when there is none, or only a partial one (an interrupted download)."""
+    path = Path(snapshot_download(repo_id, revision=revision, allow_patterns=list(SERVED), local_files_only=True))
+    missing = [name for name in REQUIRED if not (path / name).is_file()]
+    if missing:
+        raise LocalEntryNotFoundError(f"the cached snapshot {path} lacks {', '.join(missing)}")
+    return path
 
 
 def hub_reason(e: Exception, revision: str | None) -> str:
