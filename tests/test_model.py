@@ -91,16 +91,18 @@ def test_sorted_desc_gives_the_same_result():
     torch.testing.assert_close(unsorted, presorted, atol=1e-6, rtol=0)
 
 
-def test_members_average_log_probabilities():
+def test_members_average_probabilities_at_the_temperature():
     model = make_model(members=3)
     _, x, lengths = random_batch()
     with torch.no_grad():
         each = [m(x, lengths) for m in model.members]
-        expected = torch.stack([F.log_softmax(lg, -1) for lg in each]).mean(0)
         assert not torch.allclose(each[0], each[1])  # independently initialised
-        torch.testing.assert_close(model(x, lengths), expected, atol=1e-6, rtol=0)
+        for t in (1.0, 0.7):
+            expected = torch.stack([F.softmax(lg / t, -1) for lg in each]).mean(0).log()
+            torch.testing.assert_close(model(x, lengths, temperature=t), expected, atol=1e-6, rtol=0)
     single = make_model(members=1)
-    torch.testing.assert_close(single(x, lengths), single.members[0](x, lengths))  # plain logits
+    with torch.no_grad():
+        torch.testing.assert_close(single(x, lengths), F.log_softmax(single.members[0](x, lengths), -1))
 
 
 def test_save_load_round_trip(tmp_path):

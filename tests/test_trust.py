@@ -270,7 +270,8 @@ def test_explain_is_occlusion_toward_the_label(predictor):
     def logp(seq):
         x, lengths = pad_batch([seq])
         with torch.no_grad():
-            return (predictor.model(x, lengths) / predictor.temperature).log_softmax(-1)[0, target].item()
+            member = predictor.model.members[0]  # the tiny preset has one member
+            return (member(x, lengths) / predictor.temperature).log_softmax(-1)[0, target].item()
 
     base = logp(ids)
     for i, (_, score) in enumerate(scores):
@@ -294,7 +295,7 @@ def test_prediction_uses_saved_temperature_and_threshold(predictor, tiny_run):
     assert list(pred.probs.values()) == sorted(pred.probs.values(), reverse=True)
     x, lengths = pad_batch([predictor.encoder.encode("nakamura")])
     with torch.no_grad():
-        expected = (predictor.model(x, lengths) / predictor.temperature).softmax(-1)[0]
+        expected = (predictor.model.members[0](x, lengths) / predictor.temperature).softmax(-1)[0]
     for i, lab in enumerate(predictor.labels):
         assert pred.probs[lab] == pytest.approx(expected[i].item(), abs=1e-6)
     assert pred.abstain == (pred.top[1] < predictor.threshold)
@@ -341,3 +342,14 @@ def test_run_test_accuracy_matches_the_saved_model(predictor, small_data_dir, ti
     correct = sum(p.top[0] == lab for p, (_, lab) in zip(preds, rows, strict=True))
     m = json.loads((tiny_run / "metrics.json").read_text())
     assert correct / len(rows) == pytest.approx(m["test"]["accuracy"], abs=1e-9)
+
+
+def test_fit_temperature_on_member_logits_uses_the_model_combination():
+    """With several members the temperature is fitted through the ensemble's own combination."""
+    from trainer.model import combine_members
+
+    torch.manual_seed(0)
+    true = torch.randn(3, 6000, 5) * 2  # (members, n, classes)
+    y = torch.distributions.Categorical(logits=combine_members(true)).sample()
+    # combine_members(true * 2, T=2) is exactly the distribution the labels were drawn from
+    assert E.fit_temperature(true * 2, y) == pytest.approx(2.0, rel=0.1)

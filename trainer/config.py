@@ -18,7 +18,7 @@ class ModelConfig:
     hidden_size: int = 100  # GRU hidden units per direction
     num_layers: int = 2  # stacked bidirectional GRU layers
     dropout: float = 0.0  # dropout on embeddings, between GRU layers and before the classifier
-    members: int = 1  # independent BiGRU classifiers whose log-probabilities are averaged
+    members: int = 1  # independent BiGRU classifiers whose probabilities are averaged
 
     def __post_init__(self):
         # JSON gives lists back; keep the config hashable and immutable.

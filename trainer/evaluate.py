@@ -5,23 +5,29 @@ from __future__ import annotations
 import torch
 
 from trainer.data import Encoded
+from trainer.model import combine_members
 
 ECE_BINS = 15
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, data: Encoded, batch_size: int = 4096) -> torch.Tensor:
-    """(n, classes) logits in the data's own order; batches sorted by length to pack tightly."""
+def predict_member_logits(model: torch.nn.Module, data: Encoded, batch_size: int = 4096) -> torch.Tensor:
+    """(members, n, classes) logits in the data's own order; batches sorted by length to pack tightly."""
     was_training = model.training
     model.eval()
     order = torch.argsort(data.lengths, descending=True, stable=True)
-    out = torch.empty(len(data), model.config.num_classes)
+    out = torch.empty(len(model.members), len(data), model.config.num_classes)
     for idx in order.split(batch_size):
         lengths = data.lengths[idx]
         x = data.x[idx.to(data.x.device), : int(lengths.max())]
-        out[idx] = model(x, lengths, sorted_desc=True).float().cpu()
+        out[:, idx] = model.member_logits(x, lengths, sorted_desc=True).float().cpu()
     model.train(was_training)
     return out
+
+
+def predict_logits(model: torch.nn.Module, data: Encoded, temperature: float = 1.0) -> torch.Tensor:
+    """(n, classes) log-probabilities of the model (members combined) in the data's own order."""
+    return combine_members(predict_member_logits(model, data), temperature)
 
 
 def confusion_matrix(pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -103,14 +109,17 @@ def reliability_bins(probs: torch.Tensor, y: torch.Tensor, bins: int = ECE_BINS)
 
 
 def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
-    """The softmax temperature minimising validation NLL (1-D search on log T; convex enough)."""
+    """The softmax temperature minimising validation NLL (1-D search on log T; convex enough).
+
+    logits: (n, classes), or (members, n, classes), combined as the model combines them."""
+    member_logits = (logits if logits.dim() == 3 else logits[None]).detach()
     y = y.cpu()
     log_t = torch.zeros(1, requires_grad=True)
     opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), y)
+        loss = torch.nn.functional.nll_loss(combine_members(member_logits, log_t.exp()), y)
         loss.backward()
         return loss
 

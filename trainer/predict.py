@@ -70,8 +70,7 @@ class Predictor:
         out = torch.empty(len(encoded), len(self.labels))
         for idx in order.split(batch_size):
             ln = lengths[idx]
-            logits = self.model(x[idx, : int(ln.max())], ln, sorted_desc=True)
-            out[idx] = (logits / self.temperature).softmax(-1)
+            out[idx] = self.model(x[idx, : int(ln.max())], ln, sorted_desc=True, temperature=self.temperature).exp()
         return out
 
     def _evidence(self, normalized: str) -> dict[str, int]:
@@ -123,7 +122,7 @@ class Predictor:
         ids = self.encoder.encode(norm.text)
         variants = [ids] + [ids[:i] + [UNK] + ids[i + 1 :] for i in range(len(ids))]
         x, lengths = pad_batch(variants)  # all the same length: one packed batch
-        logp = (self.model(x, lengths, sorted_desc=True) / self.temperature).log_softmax(-1)
+        logp = self.model(x, lengths, sorted_desc=True, temperature=self.temperature)
         target = self.labels.index(label) if label else int(logp[0].argmax())
         scores = (logp[0, target] - logp[1:, target]).tolist()
         return list(zip(norm.text, scores, strict=True))

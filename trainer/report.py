@@ -22,7 +22,7 @@ from trainer.card import render_card
 from trainer.checkpoint import RESUME_DIR, atomic_write_json, atomic_write_text
 from trainer.config import TrainConfig, to_dict
 from trainer.data import Dataset, encode_split
-from trainer.model import NameGRU
+from trainer.model import NameGRU, combine_members
 from trainer.train import TrainResult
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,11 @@ def evaluate_model(model: NameGRU, ds: Dataset, abstain_target: float) -> dict:
     """Calibration, abstention and test metrics for the chosen model (on CPU, as it is served)."""
     cpu = torch.device("cpu")
     val, test = encode_split(ds.val, ds.encoder, cpu), encode_split(ds.test, ds.encoder, cpu)
-    val_logits, test_logits = E.predict_logits(model, val), E.predict_logits(model, test)
-    temperature = E.fit_temperature(val_logits, val.y.cpu())
-    val_probs, test_probs_raw = (val_logits / temperature).softmax(1), test_logits.softmax(1)
-    test_probs = (test_logits / temperature).softmax(1)
+    val_members, test_members = E.predict_member_logits(model, val), E.predict_member_logits(model, test)
+    temperature = E.fit_temperature(val_members, val.y.cpu())
+    val_logits, test_logits = combine_members(val_members, temperature), combine_members(test_members, temperature)
+    val_probs, test_probs = val_logits.softmax(1), test_logits.softmax(1)  # calibrated, as served
+    test_probs_raw = combine_members(test_members).softmax(1)
     threshold = E.abstain_threshold(val_probs, val.y, abstain_target)
     seen = evidence.Evidence(evidence.build(ds.train.names + ds.val.names, ds.train.labels + ds.val.labels))
     unseen = ~seen.seen_mask(ds.test.names)
