@@ -294,7 +294,7 @@ def test_model_tab_texts(predictor):
     assert "**this model**" in table and "85.06%" in table and "85.20%" in table
     resolved = ResolvedModel(predictor.run_dir, "hub", "a" * 40, ["local folder x: no <config.json>"], "me/names")
     text = serving.served_text(resolved)
-    assert "hub model me/names at revision" in text and "a" * 40 in text and "&lt;config" in text
+    assert "hub model: me/names at revision" in text and "a" * 40 in text and "&lt;config" in text
 
 
 def test_model_tab_without_figures_or_metrics(tiny_run, tmp_path):

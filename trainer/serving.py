@@ -248,9 +248,9 @@ def quality_table(metrics: dict) -> str:
 
 def served_text(resolved: ResolvedModel) -> str:
     """Markdown: which model is served (source, repo or folder, revision) and why any other source was passed over."""
-    what = md_escape(resolved.repo_id or resolved.path.name)
+    what = md_escape(resolved.repo_id or str(resolved.path))
     what += f" at revision `{resolved.revision}`" if resolved.revision else ""
-    return f"**Serving** the {resolved.source} model {what}." + "".join(f"\n- {md_escape(n)}" for n in resolved.notes)
+    return f"**Serving** the {resolved.source} model: {what}." + "".join(f"\n- {md_escape(n)}" for n in resolved.notes)
 
 
 MODEL_TAB_KEYS = {
