@@ -35,7 +35,11 @@ def build(names: list[str], labels: list[int]) -> dict[str, torch.Tensor]:
 
 
 def save(path: Path, names: list[str], labels: list[int]) -> None:
-    atomic_save_tensors(path, build(names, labels), metadata={"format": "name-origin-evidence-v1"})
+    save_table(path, build(names, labels))
+
+
+def save_table(path: Path, table: dict[str, torch.Tensor]) -> None:
+    atomic_save_tensors(path, table, metadata={"format": "name-origin-evidence-v1"})
 
 
 class Evidence:

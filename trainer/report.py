@@ -48,7 +48,7 @@ def round_to_half(model: NameGRU) -> NameGRU:
     return model
 
 
-def evaluate_model(model: NameGRU, ds: Dataset, abstain_target: float) -> dict:
+def evaluate_model(model: NameGRU, ds: Dataset, abstain_target: float, seen: evidence.Evidence) -> dict:
     """Calibration, abstention and test metrics for the chosen model (on CPU, as it is served)."""
     cpu = torch.device("cpu")
     val, test = encode_split(ds.val, ds.encoder, cpu), encode_split(ds.test, ds.encoder, cpu)
@@ -58,7 +58,6 @@ def evaluate_model(model: NameGRU, ds: Dataset, abstain_target: float) -> dict:
     val_probs, test_probs = val_logits.softmax(1), test_logits.softmax(1)  # calibrated, as served
     test_probs_raw = combine_members(test_members).softmax(1)
     threshold = E.abstain_threshold(val_probs, val.y, abstain_target)
-    seen = evidence.Evidence(evidence.build(ds.train.names + ds.val.names, ds.train.labels + ds.val.labels))
     unseen = ~seen.seen_mask(ds.test.names)
     test_metrics = E.classification_metrics(test_logits, test.y, ds.labels)
     val_acc, val_f1 = E.quick_metrics(val_logits, val.y, len(ds.labels))
@@ -98,7 +97,8 @@ def write_run(run_dir: Path, result: TrainResult, ds: Dataset, tcfg: TrainConfig
     """Write every artifact into run_dir (each atomically; weights via a temp folder + rename)."""
     run_dir = Path(run_dir)
     model = round_to_half(result.model.to("cpu"))  # evaluate exactly the weights that are stored
-    ev = evaluate_model(model, ds, tcfg.abstain_target)
+    seen_table = evidence.build(ds.train.names + ds.val.names, ds.train.labels + ds.val.labels)  # the training file
+    ev = evaluate_model(model, ds, tcfg.abstain_target, evidence.Evidence(seen_table))
     best = result.history[result.best_epoch - 1]
     metrics = {
         "best_epoch": result.best_epoch,
@@ -132,7 +132,7 @@ def write_run(run_dir: Path, result: TrainResult, ds: Dataset, tcfg: TrainConfig
     per_class = [{"language": k, **v} for k, v in ev["test"]["per_class"].items()]
     atomic_write_text(run_dir / "per_class.csv", rows_to_csv(per_class))
     atomic_write_text(run_dir / "coverage.csv", rows_to_csv(ev["abstention"]["curve"]))
-    evidence.save(run_dir / evidence.EVIDENCE_NAME, ds.train.names + ds.val.names, ds.train.labels + ds.val.labels)
+    evidence.save_table(run_dir / evidence.EVIDENCE_NAME, seen_table)
     plots.save_all(run_dir, metrics, ds.labels)
     atomic_write_text(run_dir / "README.md", render_card(template, config, metrics))
     shutil.rmtree(run_dir / RESUME_DIR, ignore_errors=True)
