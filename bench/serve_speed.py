@@ -5,8 +5,10 @@
 In-process single-name latency (serving.analyse without and with the explanation, median of the
 per-call times over --calls calls), the 10,000-name batch (batch tab: predict + table + CSV; and
 the /predict_batch REST route), cold start of `python app.py` (process start -> first answer),
-gradio_client round trip p50/p99 over --rt-calls calls and the raw REST route p50. The machine
-is shared: absolute times drift by 30% or more between runs.
+gradio_client round trip p50/p99 over --rt-calls calls (default client, and ssl_verify=False),
+the same calls against a one-function Gradio app (bench/trivial_app.py: the floor Gradio and its
+client set), and the raw REST route p50. The machine is shared: absolute times drift by 30% or
+more between runs; compare rows of one run.
 """
 
 from __future__ import annotations
@@ -103,8 +105,8 @@ def in_process(model_dir: Path, names: list[str], calls: int, batch: int) -> lis
     ]
 
 
-def start_app(model_dir: Path, log) -> tuple[subprocess.Popen, str, float]:
-    """`python app.py` on a free loopback port: (process, URL, seconds from start to first answer)."""
+def start_app(script: str, model_dir: Path, log) -> tuple[subprocess.Popen, str, float]:
+    """`python <script>` on a free loopback port: (process, URL, seconds from start to first answer)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     env = {
@@ -114,7 +116,7 @@ def start_app(model_dir: Path, log) -> tuple[subprocess.Popen, str, float]:
         "GRADIO_SERVER_NAME": "127.0.0.1",
     }
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, script], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     with httpx.Client(timeout=30) as http:
         while proc.poll() is None and time.perf_counter() - start < 120:
             try:
@@ -124,17 +126,34 @@ def start_app(model_dir: Path, log) -> tuple[subprocess.Popen, str, float]:
                 time.sleep(0.05)
     proc.kill()
     log.seek(0)
-    raise RuntimeError(f"app.py did not answer within 120 s:\n{log.read().decode()[-2000:]}")
+    raise RuntimeError(f"{script} did not answer within 120 s:\n{log.read().decode()[-2000:]}")
+
+
+def client_round_trips(url: str, picks: list[tuple[str]], ssl_verify: bool) -> list[float]:
+    """Seconds per gradio_client predict call. With ssl_verify=True (the default) the client loads
+    the CA bundle for every request it sends (~35 ms here), even to a plain-http address."""
+    client = Client(url, verbose=False, analytics_enabled=False, download_files=False, ssl_verify=ssl_verify)
+    timed(lambda n: client.predict(n, api_name="/predict"), picks[:10])  # warm-up
+    return timed(lambda n: client.predict(n, api_name="/predict"), picks)
+
+
+def trivial_round_trips(picks: list[tuple[str]]) -> dict[bool, list[float]]:
+    """The same client calls against bench/trivial_app.py: what Gradio and its client cost alone."""
+    with tempfile.TemporaryFile() as log:
+        proc, url, _ = start_app("bench/trivial_app.py", ROOT, log)
+        try:
+            return {verify: client_round_trips(url, picks, verify) for verify in (True, False)}
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
 
 
 def served(model_dir: Path, names: list[str], rt_calls: int, batch: int) -> list[tuple]:
+    picks = [(names[i % len(names)],) for i in range(rt_calls)]
     with tempfile.TemporaryFile() as log:
-        proc, url, cold = start_app(model_dir, log)
+        proc, url, cold = start_app("app.py", model_dir, log)
         try:
-            client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
-            picks = [(names[i % len(names)],) for i in range(rt_calls)]
-            timed(lambda n: client.predict(n, api_name="/predict"), picks[:10])  # warm-up
-            rt = timed(lambda n: client.predict(n, api_name="/predict"), picks)
+            rt = {verify: client_round_trips(url, picks, verify) for verify in (True, False)}
             with httpx.Client(timeout=60) as http:
                 rest = timed(lambda n: rest_predict(url, "predict", [n], http), picks)
                 many = [names[i % len(names)] for i in range(batch)]
@@ -144,12 +163,18 @@ def served(model_dir: Path, names: list[str], rt_calls: int, batch: int) -> list
         finally:
             proc.terminate()
             proc.wait(timeout=15)
-    rt50, rt99, rest50 = (statistics.median(rt) * 1e3, pctl(rt, 99) * 1e3, statistics.median(rest) * 1e3)
-    return [
-        (f"{batch:,}-name batch, /predict_batch REST round trip", f"{api_batch:.2f} s", "< 3 s", api_batch < 3),
-        (f"gradio_client round trip p50 ({rt_calls} calls)", f"{rt50:.1f} ms", "≤ 50 ms", rt50 <= 50),
-        (f"gradio_client round trip p99 ({rt_calls} calls)", f"{rt99:.1f} ms", "", None),
-        (f"raw REST route p50 ({rt_calls} calls)", f"{rest50:.1f} ms", "", None),
+    floor = trivial_round_trips(picks)
+    ms = lambda xs, q=50: (statistics.median(xs) if q == 50 else pctl(xs, q)) * 1e3  # noqa: E731
+    rows = [(f"{batch:,}-name batch, /predict_batch REST round trip", f"{api_batch:.2f} s", "< 3 s", api_batch < 3)]
+    for verify, how in ((True, "default client"), (False, "ssl_verify=False")):
+        rows += [
+            (f"gradio_client round trip p50, {how} ({rt_calls} calls)", f"{ms(rt[verify]):.1f} ms", "≤ 50 ms",
+             ms(rt[verify]) <= 50),
+            (f"gradio_client round trip p99, {how}", f"{ms(rt[verify], 99):.1f} ms", "", None),
+            ("  same client, trivial one-function app: p50", f"{ms(floor[verify]):.1f} ms", "", None),
+        ]  # fmt: skip
+    return rows + [
+        (f"raw REST route p50 ({rt_calls} calls)", f"{ms(rest):.1f} ms", "", None),
         ("cold start: process start -> first answer", f"{cold:.1f} s", "≤ 15 s", cold <= 15),
     ]
 

@@ -6,6 +6,7 @@ rows. It answers "was this exact name in training, and as what?" but holds no na
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections import Counter
 from pathlib import Path
@@ -45,6 +46,7 @@ def save_table(path: Path, table: dict[str, torch.Tensor]) -> None:
 class Evidence:
     def __init__(self, tensors: dict[str, torch.Tensor]):
         self.hash, self.label, self.count = tensors["hash"], tensors["label"], tensors["count"]
+        self._keys = self.hash.tolist()  # plain ints: a single lookup bisects in ~1 us
 
     @classmethod
     def load(cls, path: Path) -> Evidence:
@@ -52,9 +54,8 @@ class Evidence:
 
     def lookup(self, normalized: str) -> dict[int, int]:
         """{label index: count} of this exact normalised name in training; {} if unseen."""
-        h = torch.tensor([name_hash(normalized)])
-        lo = int(torch.searchsorted(self.hash, h, side="left"))
-        hi = int(torch.searchsorted(self.hash, h, side="right"))
+        h = name_hash(normalized)
+        lo, hi = bisect.bisect_left(self._keys, h), bisect.bisect_right(self._keys, h)
         pairs = zip(self.label[lo:hi].tolist(), self.count[lo:hi].tolist(), strict=True)
         return dict(sorted(pairs, key=lambda p: -p[1]))
 

@@ -10,13 +10,16 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from trainer.encoding import UNK, CharEncoder, InvalidNameError, Normalized, pad_batch
 from trainer.evidence import EVIDENCE_NAME, Evidence
+from trainer.fused import FusedMembers
 from trainer.model import NameGRU
 
 MAX_BATCH = 10_000  # names per batch request
+FUSED_MAX = 64  # equal-length batches up to this size take the fused path (single names, explanations)
 
 
 @dataclass
@@ -35,6 +38,7 @@ class Prediction:
 class Predictor:
     def __init__(self, model: NameGRU, config: dict, run_dir: Path):
         self.model = model.eval()
+        self.fused = FusedMembers(self.model)  # a copy of the weights: build a new Predictor after changing them
         self.run_dir = Path(run_dir)
         self.labels = model.config.labels
         self.encoder = CharEncoder(model.config.alphabet)
@@ -63,14 +67,16 @@ class Predictor:
             return None
 
     @torch.inference_mode()
-    def _probs(self, encoded: list[list[int]], batch_size: int = 2048) -> torch.Tensor:
-        """(n, classes) calibrated probabilities, in input order."""
+    def _log_probs(self, encoded: list[list[int]], batch_size: int = 2048) -> torch.Tensor:
+        """(n, classes) calibrated log-probabilities, in input order."""
+        if len(encoded) <= FUSED_MAX and len({len(ids) for ids in encoded}) == 1:  # no padding anywhere
+            return self.fused.log_probs(np.array(encoded), self.temperature)
         x, lengths = pad_batch(encoded)
         order = torch.argsort(lengths, descending=True, stable=True)
         out = torch.empty(len(encoded), len(self.labels))
         for idx in order.split(batch_size):
             ln = lengths[idx]
-            out[idx] = self.model(x[idx, : int(ln.max())], ln, sorted_desc=True, temperature=self.temperature).exp()
+            out[idx] = self.model(x[idx, : int(ln.max())], ln, sorted_desc=True, temperature=self.temperature)
         return out
 
     def _evidence(self, normalized: str) -> dict[str, int]:
@@ -81,13 +87,14 @@ class Predictor:
     def predict(self, raw: str) -> Prediction:
         """Classify one name; raises InvalidNameError with a user-facing message."""
         norm = self.encoder.validate(raw)
-        probs = self._probs([self.encoder.encode(norm.text)])[0]
+        probs = self._log_probs([self.encoder.encode(norm.text)])[0].exp()
         return self._prediction(str(raw).strip(), norm, probs)
 
     def _prediction(self, name: str, norm: Normalized, probs: torch.Tensor) -> Prediction:
-        order = torch.argsort(probs, descending=True, stable=True).tolist()
-        ranked = {self.labels[i]: float(probs[i]) for i in order}
-        return Prediction(name, norm, ranked, float(probs[order[0]]) < self.threshold, self._evidence(norm.text))
+        values = probs.tolist()
+        order = sorted(range(len(values)), key=lambda i: -values[i])  # stable: ties keep label order
+        ranked = {self.labels[i]: values[i] for i in order}
+        return Prediction(name, norm, ranked, values[order[0]] < self.threshold, self._evidence(norm.text))
 
     def predict_batch(self, raws: list[str]) -> list[Prediction | InvalidNameError]:
         """Classify many names at once; an invalid name yields its error in its place."""
@@ -103,7 +110,7 @@ class Predictor:
                 results.append(e)
         if valid:  # each distinct normalised name runs once; ranking is one sort, not one per row
             texts = list(dict.fromkeys(norm.text for _, norm in valid))
-            probs = self._probs([self.encoder.encode(t) for t in texts])
+            probs = self._log_probs([self.encoder.encode(t) for t in texts]).exp()
             values, order = (t.tolist() for t in probs.sort(dim=1, descending=True, stable=True))
             ranked = {
                 t: ({self.labels[j]: v for j, v in zip(o, vs, strict=True)}, vs[0] < self.threshold, self._evidence(t))
@@ -121,8 +128,7 @@ class Predictor:
         norm = self.encoder.validate(raw)
         ids = self.encoder.encode(norm.text)
         variants = [ids] + [ids[:i] + [UNK] + ids[i + 1 :] for i in range(len(ids))]
-        x, lengths = pad_batch(variants)  # all the same length: one packed batch
-        logp = self.model(x, lengths, sorted_desc=True, temperature=self.temperature)
+        logp = self._log_probs(variants)  # all of one length: one fused batch when short enough
         target = self.labels.index(label) if label else int(logp[0].argmax())
         scores = (logp[0, target] - logp[1:, target]).tolist()
         return list(zip(norm.text, scores, strict=True))
