@@ -70,3 +70,6 @@ def tiny_run(small_data_dir, tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     assert main(["--preset", "tiny", "--data-dir", str(small_data_dir), "--out", str(run_dir), "--threads", "1"]) == 0
     return run_dir
+
+
+pytest_plugins = ["hub_support"]  # the Hub tests' fixtures: fake Hub, request recorder, run folders

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
+from test_model import make_model, random_batch
 
-from tests.test_model import make_model, random_batch
 from trainer.encoding import pad_batch
 from trainer.fused import FusedMembers
 from trainer.predict import FUSED_MAX, Predictor

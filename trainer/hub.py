@@ -23,7 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
-from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, constants, get_token, snapshot_download
+from huggingface_hub import (
+    CommitInfo,
+    CommitOperationAdd,
+    HfApi,
+    constants,
+    get_token,
+    hf_hub_download,
+    snapshot_download,
+)
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
@@ -208,20 +216,21 @@ def hub_snapshot(repo_id: str, revision: str | None, timeout: float, notes: list
                 return cached_snapshot(repo_id, revision)
             except LocalEntryNotFoundError:  # not cached, or only partly: download what is missing
                 pass
-        if not hub_reachable(repo_id, revision, timeout, label, notes):
+        info = hub_info(repo_id, revision, timeout, label, notes)
+        if info is None:
             return cached_snapshot(repo_id, revision)
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=list(SERVED), etag_timeout=timeout))
+        return download_served(repo_id, revision, {s.rfilename for s in info.siblings or ()}, timeout)
     except Exception as e:  # noqa: BLE001 - any failure means: fall back to the next source
         add_note(notes, f"{label} skipped: {hub_reason(e, revision)}")
         return None
 
 
-def hub_reachable(repo_id: str, revision: str | None, timeout: float, label: str, notes: list[str]) -> bool:
-    """Ask the Hub for repo_id@revision once (no retry, bounded wait). False when it cannot be
-    reached (or answers 5xx); raises when it answers no (unknown repo or revision, bad token...)."""
+def hub_info(repo_id: str, revision: str | None, timeout: float, label: str, notes: list[str]):
+    """Ask the Hub for repo_id@revision once (no retry, bounded wait): its ModelInfo (commit and
+    file list), or None when it cannot be reached (or answers 5xx); raises when it answers no
+    (unknown repo or revision, bad token...)."""
     try:
-        HfApi().model_info(repo_id, revision=revision, timeout=timeout)
-        return True
+        return HfApi().model_info(repo_id, revision=revision, timeout=timeout)
     except HfHubHTTPError as e:
         if e.response is None or e.response.status_code < 500:
             raise
@@ -229,7 +238,22 @@ def hub_reachable(repo_id: str, revision: str | None, timeout: float, label: str
     except (httpx2.TransportError, ConnectionError) as e:  # ConnectionError: OfflineModeIsEnabled
         reason = e
     add_note(notes, f"{label}: the Hub could not be reached ({short(reason)}); trying the local cache")
-    return False
+    return None
+
+
+def download_served(repo_id: str, revision: str | None, present: set[str], timeout: float) -> Path:
+    """Download the SERVED files the revision holds (the Hub's file list came with its info) into
+    the standard cache; returns the snapshot folder. File by file, because every request of
+    hf_hub_download is time-bounded, while snapshot_download lists the repo without a timeout."""
+    missing = [name for name in REQUIRED if name not in present]
+    if missing:
+        raise FileNotFoundError(f"no {', '.join(missing)} in this revision")
+    wanted = [name for name in SERVED if name in present]
+    paths = [hf_hub_download(repo_id, name, revision=revision, etag_timeout=timeout) for name in wanted]
+    folders = {Path(p).parent for p in paths}
+    if len(folders) != 1:  # a branch that moved between two files: never mix two commits
+        raise RuntimeError(f"{repo_id}@{revision} changed during the download; start again")
+    return folders.pop()
 
 
 def cached_snapshot(repo_id: str, revision: str | None) -> Path:
