@@ -76,22 +76,28 @@ class FusedMembers:
 
     def _recur(self, gi: np.ndarray, layer: _Layer) -> np.ndarray:
         """gi: (L, 2M, B, 3H) input gates (recurrent gate biases included), each recurrence in its
-        processing order (backward ones walk the name from its end) -> (L, 2M, B, H) states."""
-        hs = self.hidden
-        states = np.empty((*gi.shape[:3], hs), dtype=np.float32)
-        h = np.zeros(gi.shape[1:3] + (hs,), dtype=np.float32)  # (2M, B, H)
-        for t, g in enumerate(gi):
-            gh = h @ layer.w_hh  # (2M, B, 3H): W_h h, gate parts halved
-            rz = g[..., : 2 * hs] + gh[..., : 2 * hs]  # halved pre-activations of reset and update
+        processing order (backward ones walk the name from its end) -> (L, 2M, B, H) states.
+        Every step writes into buffers allocated once: at these sizes allocation is a real cost."""
+        hs, (length, k, batch, _) = self.hidden, gi.shape
+        g_rz, g_n = np.ascontiguousarray(gi[..., : 2 * hs]), np.ascontiguousarray(gi[..., 2 * hs :])
+        states = np.empty((length, k, batch, hs), dtype=np.float32)
+        h = np.zeros((k, batch, hs), dtype=np.float32)  # (2M, B, H)
+        gh = np.empty((k, batch, 3 * hs), dtype=np.float32)  # W_h h, gate parts halved
+        rz = np.empty((k, batch, 2 * hs), dtype=np.float32)  # reset and update gates
+        n = np.empty((k, batch, hs), dtype=np.float32)  # candidate state
+        gh_rz, gh_n, r, z = gh[..., : 2 * hs], gh[..., 2 * hs :], rz[..., :hs], rz[..., hs:]
+        for t in range(length):
+            np.matmul(h, layer.w_hh, out=gh)
+            np.add(g_rz[t], gh_rz, out=rz)  # halved pre-activations
             np.tanh(rz, out=rz)
             rz += 1.0
             rz *= 0.5  # = sigmoid
-            n = gh[..., 2 * hs :] + layer.b_hn
-            n *= rz[..., :hs]  # reset gate
-            n += g[..., 2 * hs :]
-            np.tanh(n, out=n)  # candidate state
+            np.add(gh_n, layer.b_hn, out=n)
+            n *= r
+            n += g_n[t]
+            np.tanh(n, out=n)
             h = np.subtract(h, n, out=states[t])
-            h *= rz[..., hs:]  # update gate
+            h *= z
             h += n  # (1 - z) * n + z * h
         return states
 
