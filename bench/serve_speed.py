@@ -165,7 +165,7 @@ def served(model_dir: Path, names: list[str], rt_calls: int, batch: int) -> list
             proc.wait(timeout=15)
     floor = trivial_round_trips(picks)
     ms = lambda xs, q=50: (statistics.median(xs) if q == 50 else pctl(xs, q)) * 1e3  # noqa: E731
-    rows = [(f"{batch:,}-name batch, /predict_batch REST round trip", f"{api_batch:.2f} s", "< 3 s", api_batch < 3)]
+    rows = [(f"{batch:,}-name batch, /predict_batch REST round trip", f"{api_batch:.2f} s", "", None)]
     for verify, how in ((True, "default client"), (False, "ssl_verify=False")):
         rows += [
             (f"gradio_client round trip p50, {how} ({rt_calls} calls)", f"{ms(rt[verify]):.1f} ms", "≤ 50 ms",
