@@ -3,7 +3,7 @@
 nn.GRU runs each member's two directions one after the other, about ten small tensor ops per
 character per layer and direction; one 8-letter name through three members is ~1,000 ops, about
 4 ms on one thread, nearly all of it per-op overhead. Here the 2 x members recurrences advance
-together: one batched matrix-vector product and a dozen elementwise ops per character and layer,
+together: one batched matrix-vector product and eleven elementwise ops per character and layer,
 in NumPy (about 1 us per small op against about 3 us for a torch op), and the first layer's input
 projection is a lookup table (at inference, embedding @ W_ih is fixed).
 
@@ -25,11 +25,10 @@ from trainer.model import NameGRU
 
 @dataclass(frozen=True)
 class _Layer:
-    w_ih: torch.Tensor  # (members, 2*hidden, 2*3*hidden): both directions' input weights side by side
-    b_ih: np.ndarray  # (2*members, 1, 3*hidden)
+    w_ih: torch.Tensor  # (members, in, 2*3*hidden): both directions' input weights side by side
+    b_ih: np.ndarray  # (2*members, 1, 3*hidden), the gates' recurrent bias folded in (layer 0: in the table)
     w_hh: np.ndarray  # (2*members, hidden, 3*hidden)
     b_hn: np.ndarray  # (2*members, 1, hidden): the candidate's recurrent bias (inside the reset gate)
-    b_rz: np.ndarray  # (2*members, 1, 2*hidden): the gates' recurrent bias, added to the input side
 
 
 class FusedMembers:
@@ -67,7 +66,6 @@ class FusedMembers:
                         (b_ih + torch.cat([b_hh[..., : 2 * hs], torch.zeros_like(b_hh[..., 2 * hs :])], -1)).numpy(),
                         np.ascontiguousarray(stacked("weight_hh", layer).transpose(1, 2).numpy()),
                         np.ascontiguousarray(b_hh[..., 2 * hs :].numpy()),
-                        b_hh[..., : 2 * hs].numpy(),
                     )
                 )
             heads = [m.head for m in model.members]
