@@ -129,6 +129,11 @@ def start_app(script: str, model_dir: Path, log) -> tuple[subprocess.Popen, str,
     raise RuntimeError(f"{script} did not answer within 120 s:\n{log.read().decode()[-2000:]}")
 
 
+def ms(xs: list[float], q: int = 50) -> float:
+    """Percentile q of durations in seconds, in milliseconds (q=50: the median)."""
+    return (statistics.median(xs) if q == 50 else pctl(xs, q)) * 1e3
+
+
 def client_round_trips(url: str, picks: list[tuple[str]], ssl_verify: bool) -> list[float]:
     """Seconds per gradio_client predict call. With ssl_verify=True (the default) the client loads
     the CA bundle for every request it sends (~35 ms here), even to a plain-http address."""
@@ -164,7 +169,6 @@ def served(model_dir: Path, names: list[str], rt_calls: int, batch: int) -> list
             proc.terminate()
             proc.wait(timeout=15)
     floor = trivial_round_trips(picks)
-    ms = lambda xs, q=50: (statistics.median(xs) if q == 50 else pctl(xs, q)) * 1e3  # noqa: E731
     rows = [(f"{batch:,}-name batch, /predict_batch REST round trip", f"{api_batch:.2f} s", "", None)]
     for verify, how in ((True, "default client"), (False, "ssl_verify=False")):
         rows += [

@@ -26,7 +26,8 @@ Uploading LFS files needs the classic LFS path: set HF_HUB_DISABLE_XET=1 (xet wo
 Test switches: ``token`` (the only bearer accepted; a wrong one gets 401), ``require_token`` (anonymous
 requests get 401 as well, not only anonymous writes), ``corrupt_file`` (serve
 garbled bytes of the same length), ``hide_file`` (drop a path from listings and downloads), ``outage``
-(answer every Hub request with that status, e.g. 503), ``create(repo_id, private=...)`` / ``repos[id].private``
+(answer every Hub request with that status, e.g. 503), ``stall`` (Hub requests whose path matches
+this regex hang until ``stop()``), ``create(repo_id, private=...)`` / ``repos[id].private``
 (a repo that already exists, public or private), plus
 ``requests`` (everything received) and ``commit_requests`` for assertions.
 """
@@ -114,6 +115,8 @@ class FakeHub:
         self.hidden: set[str] = set()  # paths missing from every listing and download
         self.require_token = False  # True: anonymous requests get 401 too, not only writes
         self.outage: int | None = None  # e.g. 503: every Hub (not CDN) request answers this status
+        self.stall: str | None = None  # regex: matching Hub requests hang until stop(), then get a 404
+        self.released = threading.Event()  # set by stop(): stalled requests end
         self.requests: list[Request] = []
         self.commit_requests: list[dict] = []  # parsed NDJSON payloads
         self.lock = threading.RLock()
@@ -135,6 +138,7 @@ class FakeHub:
 
     def stop(self) -> None:
         """Shut both servers; their ports are closed afterwards (url/cdn_url stay readable)."""
+        self.released.set()
         for server in self._servers:
             server.shutdown()
             server.server_close()

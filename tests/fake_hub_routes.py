@@ -49,6 +49,9 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if role == "hub" and self.hub.outage:
                 raise HttpError(self.hub.outage, "Service temporarily unavailable")
+            if role == "hub" and self.hub.stall and re.search(self.hub.stall, parts.path):
+                self.hub.released.wait(120)
+                raise HttpError(404, "stalled request released", {}, **{"X-Error-Code": "EntryNotFound"})
             for method, route_role, pattern, name in ROUTES:
                 match = re.fullmatch(pattern, parts.path)
                 if match and method == self.command and route_role == role:

@@ -36,6 +36,21 @@ def test_fused_rejects_padding_and_empty_input():
         fused.member_logits(torch.zeros(1, 0, dtype=torch.long))
 
 
+def test_fused_rejects_indices_outside_the_vocabulary():
+    fused = FusedMembers(make_model())
+    for bad in ([[3, 99]], [[3, -1]]):  # nn.Embedding raises for both; NumPy would wrap -1 silently
+        with pytest.raises(IndexError, match="out of range"):
+            fused.member_logits(torch.tensor(bad))
+
+
+def test_fused_reads_double_precision_models_too():
+    model = make_model(members=2).double()
+    x = torch.randint(2, 29, (3, 5), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        expected = model.member_logits(x, torch.full((3,), 5)).float()
+    torch.testing.assert_close(FusedMembers(model).member_logits(x), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_fused_copies_weights_at_build_time():
     model = make_model()
     x = torch.tensor([[3, 4, 5]])

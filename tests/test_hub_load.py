@@ -8,6 +8,8 @@ import json
 import logging
 import shutil
 import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -64,6 +66,26 @@ def test_every_request_of_a_hub_load_is_time_bounded(hub, pushed, tmp_path, sent
     assert sum("/api/models/" in r.url for r in sent) == 1
 
 
+@pytest.mark.parametrize("cached", [False, True])
+def test_hub_that_stalls_after_answering_costs_at_most_the_deadline(cached, hub, pushed, tiny_run, tmp_path):
+    if cached:  # a complete snapshot of main from an earlier start
+        assert load_served_model(None, REPO, "main", tmp_path / "none")[1].source == "hub"
+    hub.stall = r"/resolve/"  # the info call answers; every file request then hangs
+    start = time.monotonic()
+    _, resolved = load_served_model(None, REPO, "main", tiny_run, timeout=0.5, download_deadline=2.0)
+    elapsed = time.monotonic() - start
+    hub.released.set()  # let the abandoned download thread fail and end before the next test
+    for thread in threading.enumerate():
+        if thread.name == "hub-download":
+            thread.join(30)
+    assert elapsed < 6, elapsed
+    if cached:
+        assert (resolved.source, resolved.revision) == ("hub", pushed)
+    else:
+        assert (resolved.source, resolved.revision) == ("bundled", None)
+        assert "did not deliver the model files within 2 s" in resolved.notes[0], resolved.notes
+
+
 def test_local_folder_comes_first_and_skips_the_hub(hub, tiny_run, tmp_path):
     _, resolved = load_served_model(str(tiny_run), REPO, "main", tmp_path / "none")
     assert (resolved.source, resolved.path, resolved.notes) == ("local folder", tiny_run, [])
@@ -94,10 +116,12 @@ def test_partial_cache_of_a_commit_is_completed_from_the_hub(hub, pushed, tiny_r
 def test_offline_mode_uses_the_cache_without_any_request(hub, pushed, tiny_run, monkeypatch, sent):
     from huggingface_hub import constants
 
-    load_served_model(None, REPO, "main", tiny_run)  # seeds the cache (and refs/main)
+    hub.repos[REPO].tags["v1"] = pushed
+    for revision in ("main", "v1"):  # seeds the cache, refs/main and refs/v1
+        load_served_model(None, REPO, revision, tiny_run)
     seen, sent_before = len(hub.requests), len(sent)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # the Hub stays up: any request would reach it
-    for revision in ("main", pushed):
+    for revision in ("main", "v1", pushed):
         _, resolved = load_served_model(None, REPO, revision, tiny_run)
         assert (resolved.source, resolved.revision, resolved.notes) == ("hub", pushed, [])
     _, resolved = load_served_model(None, REPO, "never-downloaded", tiny_run)

@@ -7,9 +7,10 @@ together: one batched matrix-vector product and eleven elementwise ops per chara
 in NumPy (about 1 us per small op against about 3 us for a torch op), and the first layer's input
 projection is a lookup table (at inference, embedding @ W_ih is fixed).
 
-Same weights and the same GRU equations as the packed nn.GRU (tests compare the two); it applies
-only where there is no padding, i.e. a batch of names of one length: a single name, or the
-occlusion variants of one name. Everything else goes through the model itself.
+Same weights and the same GRU equations as the packed nn.GRU (tests compare the two, to 1e-5:
+float32 sums in another order); it applies only where there is no padding, i.e. a batch of names
+of one length: a single name, the occlusion variants of one name, or a small batch whose distinct
+names all have one length (Predictor decides). Everything else goes through the model itself.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from trainer.model import NameGRU
 
 @dataclass(frozen=True)
 class _Layer:
-    w_ih: torch.Tensor  # (members, in, 2*3*hidden): both directions' input weights side by side
+    w_ih: torch.Tensor | None  # (members, in, 2*3*hidden), both directions side by side; None: layer 0
     b_ih: np.ndarray  # (2*members, 1, 3*hidden), the gates' recurrent bias folded in (layer 0: in the table)
     w_hh: np.ndarray  # (2*members, hidden, 3*hidden)
     b_hn: np.ndarray  # (2*members, 1, hidden): the candidate's recurrent bias (inside the reset gate)
@@ -62,7 +63,7 @@ class FusedMembers:
                 w_pair = w_ih.reshape(self.members, 2, *w_ih.shape[1:]).permute(0, 2, 1, 3)  # (M, in, 2, 3H)
                 self.layers.append(
                     _Layer(
-                        w_pair.reshape(self.members, w_ih.shape[1], -1).contiguous(),
+                        w_pair.reshape(self.members, w_ih.shape[1], -1).contiguous() if layer else None,
                         (b_ih + torch.cat([b_hh[..., : 2 * hs], torch.zeros_like(b_hh[..., 2 * hs :])], -1)).numpy(),
                         np.ascontiguousarray(stacked("weight_hh", layer).transpose(1, 2).numpy()),
                         np.ascontiguousarray(b_hh[..., 2 * hs :].numpy()),
@@ -139,6 +140,8 @@ class FusedMembers:
         ids = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
         if ids.ndim != 2 or ids.shape[1] == 0 or (ids == PAD).any():
             raise ValueError("FusedMembers takes a (batch, length) batch of names of one length, without padding")
+        if ids.min() < 0 or ids.max() >= len(self.table):
+            raise IndexError(f"character index out of range [1, {len(self.table)}): {ids.min()}..{ids.max()}")
         states = self._recur(self._first_gates(ids), self.layers[0])  # (L, 2M, B, H)
         for layer in self.layers[1:]:
             states = self._recur(self._next_gates(states, layer), layer)

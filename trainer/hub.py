@@ -9,8 +9,10 @@ sentence + retry command.
 Serve: MODEL_DIR, then the Hub repo at a pinned revision (standard cache, HF_HUB_OFFLINE honoured),
 then the bundled folder. The Hub is asked once, with a bounded timeout and no retries, before any
 download: when it cannot be reached we go straight to the cache, so huggingface_hub's retry loops
-(up to ~23 s of backoff on a refused connection) are never entered and nothing stalls. A cached
-snapshot counts only when it holds every REQUIRED file (an interrupted download is fetched again).
+(up to ~23 s of backoff on a refused connection) are never entered. That one call also lists the
+files; they are then fetched one by one under an overall deadline, so a Hub that answers and then
+stalls costs at most that deadline. A cached snapshot counts only when it holds every REQUIRED
+file (an interrupted download is fetched again).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import dataclasses
 import logging
 import re
 import shlex
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,11 +163,12 @@ def load_served_model(
     bundled: Path,
     *,
     timeout: float = 4.0,
+    download_deadline: float = 60.0,
 ):
     """(Predictor, ResolvedModel) from the first source that loads: MODEL_DIR, then the Hub repo
     at revision (branch, tag or commit id), then the bundled folder. Never raises for a bad source:
     its reason goes to `notes` (and the log). `timeout` bounds the one Hub round trip made before
-    deciding whether the Hub is reachable."""
+    deciding whether the Hub is reachable; `download_deadline` bounds the download after it."""
     from trainer.predict import Predictor
 
     notes: list[str] = []
@@ -174,7 +178,7 @@ def load_served_model(
             return loaded
     if repo_id:
         label = f"hub {repo_id}@{revision or 'main'}"
-        snapshot = hub_snapshot(repo_id, revision or None, timeout, notes, label)
+        snapshot = hub_snapshot(repo_id, revision or None, (timeout, download_deadline), notes, label)
         if snapshot is not None:
             where, sha = f"{label} (commit {snapshot.name})", snapshot.name
             loaded = try_load(Predictor, snapshot, where, notes, source="hub", revision=sha, repo_id=repo_id)
@@ -205,8 +209,10 @@ def try_load(predictor_cls, path: Path, where: str, notes: list[str], *, source:
     return predictor, ResolvedModel(path, source, revision, notes, repo_id)
 
 
-def hub_snapshot(repo_id: str, revision: str | None, timeout: float, notes: list[str], label: str) -> Path | None:
-    """The local snapshot folder of repo_id@revision (downloaded or cached), or None with a note."""
+def hub_snapshot(repo_id: str, revision: str | None, limits: tuple[float, float], notes: list[str], label: str):
+    """The local snapshot folder of repo_id@revision (downloaded or cached), or None with a note.
+    limits: (seconds for the info call, seconds for the whole download)."""
+    timeout, deadline = limits
     try:
         if constants.is_offline_mode():
             log.info("%s: HF_HUB_OFFLINE is set, using the local cache only", label)
@@ -219,7 +225,11 @@ def hub_snapshot(repo_id: str, revision: str | None, timeout: float, notes: list
         info = hub_info(repo_id, revision, timeout, label, notes)
         if info is None:
             return cached_snapshot(repo_id, revision)
-        return download_served(repo_id, revision, {s.rfilename for s in info.siblings or ()}, timeout)
+        try:
+            return within(deadline, download_served, repo_id, revision, info, timeout)
+        except (TimeoutError, httpx2.TransportError, LocalEntryNotFoundError) as e:  # reachable, then failed
+            add_note(notes, f"{label}: the download failed ({short(e)}); trying the local cache")
+            return cached_snapshot(repo_id, revision)
     except Exception as e:  # noqa: BLE001 - any failure means: fall back to the next source
         add_note(notes, f"{label} skipped: {hub_reason(e, revision)}")
         return None
@@ -241,19 +251,44 @@ def hub_info(repo_id: str, revision: str | None, timeout: float, label: str, not
     return None
 
 
-def download_served(repo_id: str, revision: str | None, present: set[str], timeout: float) -> Path:
-    """Download the SERVED files the revision holds (the Hub's file list came with its info) into
-    the standard cache; returns the snapshot folder. File by file, because every request of
-    hf_hub_download is time-bounded, while snapshot_download lists the repo without a timeout."""
+def download_served(repo_id: str, revision: str | None, info, timeout: float) -> Path:
+    """Download the SERVED files the revision holds (its file list came with `info`) into the
+    standard cache; returns the snapshot folder. File by file, because every request of
+    hf_hub_download has a timeout, while snapshot_download lists the repo without one."""
+    if info.siblings is None:
+        raise RuntimeError(f"the Hub did not list the files of {repo_id}@{revision or 'main'}")
+    present = {s.rfilename for s in info.siblings}
     missing = [name for name in REQUIRED if name not in present]
     if missing:
         raise FileNotFoundError(f"no {', '.join(missing)} in this revision")
     wanted = [name for name in SERVED if name in present]
-    paths = [hf_hub_download(repo_id, name, revision=revision, etag_timeout=timeout) for name in wanted]
-    folders = {Path(p).parent for p in paths}
-    if len(folders) != 1:  # a branch that moved between two files: never mix two commits
-        raise RuntimeError(f"{repo_id}@{revision} changed during the download; start again")
-    return folders.pop()
+    folders = {Path(hf_hub_download(repo_id, name, revision=revision, etag_timeout=timeout)).parent for name in wanted}
+    folder = folders.pop()
+    if folders or folder.name != info.sha:  # the branch moved meanwhile: never serve a mix of commits
+        raise RuntimeError(f"{repo_id}@{revision or 'main'} moved to another commit during the download; start again")
+    return folder
+
+
+def within(seconds: float, fn, *args):
+    """fn(*args) on a daemon thread, or TimeoutError after `seconds`. A file request that fails is
+    retried by huggingface_hub with a 60 s timeout and backoff, so only a deadline bounds it; the
+    thread is left to finish or fail on its own."""
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn(*args)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = e
+
+    worker = threading.Thread(target=run, name="hub-download", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise TimeoutError(f"the Hub did not deliver the model files within {seconds:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def cached_snapshot(repo_id: str, revision: str | None) -> Path:

@@ -19,7 +19,7 @@ from trainer.fused import FusedMembers
 from trainer.model import NameGRU
 
 MAX_BATCH = 10_000  # names per batch request
-FUSED_MAX = 64  # equal-length batches up to this size take the fused path (single names, explanations)
+FUSED_MAX = 64  # up to this many names of one length take the fused path (single names, explanations)
 
 
 @dataclass
