@@ -66,17 +66,17 @@ class Predictor:
         except (OSError, ValueError):
             return None
 
-    @torch.inference_mode()
     def _log_probs(self, encoded: list[list[int]], batch_size: int = 2048) -> torch.Tensor:
         """(n, classes) calibrated log-probabilities, in input order."""
         if len(encoded) <= FUSED_MAX and len({len(ids) for ids in encoded}) == 1:  # no padding anywhere
-            return self.fused.log_probs(np.array(encoded), self.temperature)
+            return self.fused.log_probs(np.array(encoded), self.temperature)  # NumPy: no autograd to disable
         x, lengths = pad_batch(encoded)
         order = torch.argsort(lengths, descending=True, stable=True)
         out = torch.empty(len(encoded), len(self.labels))
-        for idx in order.split(batch_size):
-            ln = lengths[idx]
-            out[idx] = self.model(x[idx, : int(ln.max())], ln, sorted_desc=True, temperature=self.temperature)
+        with torch.inference_mode():
+            for idx in order.split(batch_size):
+                ln = lengths[idx]
+                out[idx] = self.model(x[idx, : int(ln.max())], ln, sorted_desc=True, temperature=self.temperature)
         return out
 
     def _evidence(self, normalized: str) -> dict[str, int]:
@@ -121,7 +121,6 @@ class Predictor:
                 results[i] = Prediction(str(raws[i]).strip(), norm, dict(top), abstain, dict(seen))
         return results
 
-    @torch.inference_mode()
     def explain(self, raw: str, label: str | None = None) -> list[tuple[str, float]]:
         """Occlusion: for each character, how much the label's log-probability drops when that
         character is replaced by the unknown symbol. Positive = pushed toward the label."""
