@@ -64,6 +64,11 @@ def pctl(xs: list[float], q: float) -> float:
     return statistics.quantiles(xs, n=100, method="inclusive")[q - 1] if q < 100 else max(xs)
 
 
+def ms(xs: list[float], q: int = 50) -> float:
+    """Percentile q of durations in seconds, in milliseconds (q=50: the median)."""
+    return (statistics.median(xs) if q == 50 else pctl(xs, q)) * 1e3
+
+
 def rest_predict(url: str, api_name: str, data: list, http: httpx.Client) -> dict:
     base = f"{url}gradio_api/call/{api_name}"
     event_id = http.post(base, json={"data": data}).json()["event_id"]
@@ -95,8 +100,8 @@ def in_process(model_dir: Path, names: list[str], calls: int, batch: int) -> lis
         table, path, status = serving.run_batch(predictor, text, None, Path(tmp))
         batch_s = time.perf_counter() - start
     assert path, status
-    p50, p99 = statistics.median(plain) * 1e3, pctl(plain, 99) * 1e3
-    extra = (statistics.median(explained) - statistics.median(plain)) * 1e3
+    p50, p99 = ms(plain), ms(plain, 99)
+    extra = ms(explained) - ms(plain)
     return [
         (f"in-process single name p50 ({calls} calls)", f"{p50:.3f} ms", "≤ 1 ms", p50 <= 1),
         (f"in-process single name p99 ({calls} calls)", f"{p99:.3f} ms", "", None),
@@ -127,11 +132,6 @@ def start_app(script: str, model_dir: Path, log) -> tuple[subprocess.Popen, str,
     proc.kill()
     log.seek(0)
     raise RuntimeError(f"{script} did not answer within 120 s:\n{log.read().decode()[-2000:]}")
-
-
-def ms(xs: list[float], q: int = 50) -> float:
-    """Percentile q of durations in seconds, in milliseconds (q=50: the median)."""
-    return (statistics.median(xs) if q == 50 else pctl(xs, q)) * 1e3
 
 
 def client_round_trips(url: str, picks: list[tuple[str]], ssl_verify: bool) -> list[float]:
