@@ -37,7 +37,7 @@ def train_parser() -> argparse.ArgumentParser:
     add_hub_args(p)
     for cls in (ModelConfig, TrainConfig):  # every numeric field is overridable
         for f in dataclasses.fields(cls):
-            if f.type in ("int", "float") or f.name in ("device", "schedule", "select_on"):
+            if f.type in ("int", "float") or f.name in ("device", "schedule", "select_on", "gru_kernel"):
                 typ = {"int": int, "float": float}.get(f.type, str)
                 p.add_argument(
                     "--" + f.name.replace("_", "-"), type=typ, dest=f.name, help=f"override {cls.__name__}.{f.name}"

@@ -16,6 +16,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from trainer.config import ModelConfig
 from trainer.encoding import PAD
+from trainer.packed_gru import dropout, packed_bigru
 
 WEIGHTS_NAME = "model.safetensors"
 
@@ -24,7 +25,7 @@ class BiGRUClassifier(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.embedding = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=PAD)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout_p = cfg.dropout  # on embeddings, between GRU layers and before the head
         self.gru = nn.GRU(
             cfg.embed_dim,
             cfg.hidden_size,
@@ -34,13 +35,17 @@ class BiGRUClassifier(nn.Module):
             dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
         )
         self.head = nn.Linear(2 * cfg.hidden_size, cfg.num_classes)
+        self.cpu_kernel = False  # train on CPU with trainer.packed_gru (nn.GRU's maths, faster)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, sorted_desc: bool = False) -> torch.Tensor:
-        emb = self.dropout(self.embedding(x))  # (batch, seq, embed)
+        emb = dropout(self.embedding(x), self.dropout_p, self.training)  # (batch, seq, embed)
         packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=sorted_desc)
-        _, h_n = self.gru(packed)  # (layers * 2, batch, hidden), in the batch's original order
+        if self.cpu_kernel and torch.is_grad_enabled() and packed.data.device.type == "cpu":
+            h_n = packed_bigru(self.gru, packed)  # (layers * 2, batch, hidden), in the batch's original order
+        else:  # inference (nn.GRU is as fast there), CUDA (cuDNN)
+            _, h_n = self.gru(packed)
         last = torch.cat([h_n[-2], h_n[-1]], dim=1)  # (batch, 2*hidden): last layer, fwd ++ bwd
-        return self.head(self.dropout(last))  # (batch, classes)
+        return self.head(dropout(last, self.dropout_p, self.training))  # (batch, classes)
 
 
 def combine_members(member_logits: torch.Tensor, temperature: float | torch.Tensor = 1.0) -> torch.Tensor:
@@ -64,6 +69,11 @@ class NameGRU(
         super().__init__()
         self.config = config
         self.members = nn.ModuleList(BiGRUClassifier(config) for _ in range(config.members))
+
+    def use_cpu_kernel(self, on: bool) -> None:
+        """Train with trainer.packed_gru on CPU (on) or with nn.GRU (off); weights are the same."""
+        for member in self.members:
+            member.cpu_kernel = on
 
     def member_logits(self, x: torch.Tensor, lengths: torch.Tensor, sorted_desc: bool = False) -> torch.Tensor:
         return torch.stack([m(x, lengths, sorted_desc) for m in self.members])  # (members, batch, classes)

@@ -1,0 +1,137 @@
+"""trainer.packed_gru against its reference, nn.GRU on the same PackedSequence and weights."""
+
+import pytest
+import torch
+from test_model import make_cfg, random_batch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from trainer.config import TrainConfig
+from trainer.model import NameGRU
+from trainer.packed_gru import dropout, packed_bigru, step_plan
+from trainer.train import make_optimizer
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: torch on one thread
+
+LENGTHS = {
+    "mixed": [7, 7, 5, 3, 3, 1],
+    "uniform": [4, 4, 4],
+    "single": [1],
+    "one long, many short": [9, 2, 2, 2, 1],
+    "all distinct": [6, 5, 4, 3, 2, 1],
+}
+
+
+def both(gru: nn.GRU, x: torch.Tensor, lengths: torch.Tensor, batch_first: bool = True):
+    """(h_n of nn.GRU, h_n of packed_bigru) on the same input, packed unsorted."""
+    pack = lambda: pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=False)  # noqa: E731
+    return gru(pack())[1], packed_bigru(gru, pack())
+
+
+def grads(h_n: torch.Tensor, weight: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    loss = (h_n * weight).sum() + h_n.pow(2).sum()  # a loss that weighs every state differently
+    return torch.autograd.grad(loss, inputs)
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+@pytest.mark.parametrize("case", sorted(LENGTHS))
+def test_states_and_gradients_equal_nn_gru(layers, case):
+    torch.manual_seed(layers)
+    gru = nn.GRU(5, 4, num_layers=layers, bidirectional=True, batch_first=True).double()
+    lengths = torch.tensor(LENGTHS[case])[torch.randperm(len(LENGTHS[case]))]  # unsorted on purpose
+    x = torch.randn(len(lengths), int(lengths.max()), 5, dtype=torch.double, requires_grad=True)
+    ref, ours = both(gru, x, lengths)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
+    weight = torch.randn_like(ref)
+    inputs = [x, *gru.parameters()]
+    for a, b in zip(grads(ours, weight, inputs), grads(ref, weight, inputs), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+def test_time_major_input_and_float32():
+    torch.manual_seed(0)
+    gru = nn.GRU(6, 8, num_layers=2, bidirectional=True)  # batch_first=False
+    lengths = torch.tensor([5, 3, 3, 2])
+    x = torch.randn(5, 4, 6, requires_grad=True)  # (seq, batch, features)
+    ref, ours = both(gru, x, lengths, batch_first=False)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
+    weight = torch.randn_like(ref)
+    for a, b in zip(grads(ours, weight, [x]), grads(ref, weight, [x]), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_dropout_between_layers_only_in_training():
+    torch.manual_seed(0)
+    gru = nn.GRU(5, 4, num_layers=2, bidirectional=True, batch_first=True, dropout=0.5).double()
+    lengths = torch.tensor([4, 3, 1])
+    x = torch.randn(3, 4, 5, dtype=torch.double)
+    gru.eval()
+    ref, ours = both(gru, x, lengths)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
+    gru.train()
+    ref, ours = both(gru, x, lengths)
+    torch.testing.assert_close(ours[:2], ref[:2], rtol=0, atol=1e-12)  # first layer: no dropout before it
+    assert not torch.allclose(ours[2:], ref[2:])  # second layer reads dropped-out inputs
+
+
+def test_step_plan_pairs_each_forward_time_with_its_mirror():
+    plan = step_plan([3, 2, 2, 1])  # lengths 4, 3, 1
+    # step k: forward time k (3, 2, 2, 1 rows) with reverse time 3-k (1, 2, 2, 3 rows)
+    assert [(rows, fwd, rev) for _, rows, fwd, rev in plan.steps] == [(3, 3, 1), (2, 2, 2), (2, 2, 2), (3, 1, 3)]
+    assert plan.gather[0, :3].tolist() == [0, 1, 2] and plan.gather[1, :1].tolist() == [7]
+    assert plan.mirror[plan.mirror].tolist() == list(range(plan.gather.shape[1]))  # an involution
+
+
+def test_rejects_a_unidirectional_gru():
+    gru = nn.GRU(3, 4)
+    packed = pack_padded_sequence(torch.randn(2, 1, 3), torch.tensor([2]))
+    with pytest.raises(ValueError, match="bidirectional"):
+        packed_bigru(gru, packed)
+
+
+def test_training_steps_match_nn_gru():
+    """A few optimiser steps of the trainer's model give the same weights with either kernel."""
+    _, x, lengths = random_batch(n=16)
+    y = torch.arange(16) % 5
+    models = []
+    for kernel in (False, True):
+        torch.manual_seed(0)
+        model = NameGRU(make_cfg(members=2)).double().train()
+        model.use_cpu_kernel(kernel)
+        optimizer, _ = make_optimizer(model, TrainConfig(lr=1e-2), steps_per_epoch=1)
+        for _ in range(3):
+            loss = torch.nn.functional.nll_loss(model(x, lengths), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        models.append(model)
+    for (name, a), (_, b) in zip(models[0].state_dict().items(), models[1].state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10, msg=name)
+
+
+def test_inference_takes_nn_gru():
+    """Under no_grad the model runs nn.GRU (as fast there): the kernel is for training only."""
+    _, x, lengths = random_batch()
+    torch.manual_seed(0)
+    model = NameGRU(make_cfg()).eval()
+    model.use_cpu_kernel(True)
+    calls = []
+    handle = model.members[0].gru.register_forward_hook(lambda *a: calls.append(1))
+    with torch.no_grad():
+        model(x, lengths)
+    assert calls == [1]
+    model(x, lengths).sum().backward()  # with autograd on, nn.GRU's forward is not called
+    assert calls == [1]
+    handle.remove()
+
+
+def test_dropout_keeps_the_expectation_and_scales_survivors():
+    torch.manual_seed(0)
+    x = torch.rand(200, 500) + 0.5
+    y = dropout(x, 0.3, training=True)
+    dropped = y == 0
+    assert abs(dropped.double().mean().item() - 0.3) < 0.01
+    torch.testing.assert_close(y[~dropped], x[~dropped] / 0.7)
+    assert abs(y.mean().item() / x.mean().item() - 1) < 0.01
+    assert dropout(x, 0.3, training=False) is x
+    assert torch.equal(dropout(x, 0.0, training=True), x)
