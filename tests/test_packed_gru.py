@@ -82,10 +82,11 @@ def test_step_plan_pairs_each_forward_time_with_its_mirror():
     assert plan.mirror[plan.mirror].tolist() == list(range(plan.gather.shape[1]))  # an involution
 
 
-def test_rejects_a_unidirectional_gru():
-    gru = nn.GRU(3, 4)
+@pytest.mark.parametrize("kwargs", [{}, {"bidirectional": True, "bias": False}])
+def test_rejects_what_it_does_not_compute(kwargs):
+    gru = nn.GRU(3, 4, **kwargs)
     packed = pack_padded_sequence(torch.randn(2, 1, 3), torch.tensor([2]))
-    with pytest.raises(ValueError, match="bidirectional"):
+    with pytest.raises(ValueError, match="bidirectional nn.GRU with biases"):
         packed_bigru(gru, packed)
 
 

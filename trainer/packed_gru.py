@@ -148,8 +148,8 @@ class BiGRURecurrence(torch.autograd.Function):
 def packed_bigru(gru: nn.GRU, packed: PackedSequence) -> torch.Tensor:
     """h_n of `gru` (bidirectional, batch_first or not) on `packed`: (layers * 2, batch, hidden),
     in the batch's original order, like nn.GRU's. Dropout between layers when `gru.training`."""
-    if not gru.bidirectional or gru.mode != "GRU":
-        raise ValueError("packed_bigru needs a bidirectional nn.GRU")
+    if not (gru.bidirectional and gru.bias and gru.mode == "GRU"):
+        raise ValueError("packed_bigru needs a bidirectional nn.GRU with biases")
     plan = step_plan(packed.batch_sizes.tolist())
     x = torch.stack([packed.data.index_select(0, plan.gather[0]), packed.data.index_select(0, plan.gather[1])])
     finals = []
