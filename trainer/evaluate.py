@@ -11,8 +11,11 @@ ECE_BINS = 15
 
 
 @torch.no_grad()
-def predict_member_logits(model: torch.nn.Module, data: Encoded, batch_size: int = 4096) -> torch.Tensor:
-    """(members, n, classes) logits in the data's own order; batches sorted by length to pack tightly."""
+def predict_member_logits(model: torch.nn.Module, data: Encoded, batch_size: int = 512) -> torch.Tensor:
+    """(members, n, classes) logits in the data's own order; batches sorted by length to pack tightly.
+
+    Batches of 512 keep a batch's GRU states in cache: validation + test took 0.35 s against 0.46 s
+    with batches of 4,096 (course preset), 1.24 s against 1.64 s (default preset)."""
     was_training = model.training
     model.eval()
     order = torch.argsort(data.lengths, descending=True, stable=True)

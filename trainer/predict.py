@@ -66,7 +66,7 @@ class Predictor:
         except (OSError, ValueError):
             return None
 
-    def _log_probs(self, encoded: list[list[int]], batch_size: int = 2048) -> torch.Tensor:
+    def _log_probs(self, encoded: list[list[int]], batch_size: int = 512) -> torch.Tensor:
         """(n, classes) calibrated log-probabilities, in input order."""
         if len(encoded) <= FUSED_MAX and len({len(ids) for ids in encoded}) == 1:  # no padding anywhere
             return self.fused.log_probs(np.array(encoded), self.temperature)  # NumPy: no autograd to disable
