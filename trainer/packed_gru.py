@@ -2,10 +2,10 @@
 
 It computes what `nn.GRU(bidirectional=True)` computes on a PackedSequence, with the same
 parameters (the nn.GRU module stays the parameter holder, so checkpoints do not change), and
-makes a course-preset training epoch about 1.25x faster on a 2-core CPU (README, Speed). PyTorch's CPU packed GRU
-spends about a third of a training step on autograd bookkeeping: every time step slices the
-precomputed input projections, and the backward of each slice writes a zero-filled copy of the
-whole projection. Here:
+makes a course-preset training epoch about 1.25x faster on a 2-core CPU (README, Speed).
+PyTorch's CPU packed GRU spends about a third of a training step on autograd bookkeeping: every
+time step slices the precomputed input projections, and the backward of each slice writes a
+zero-filled copy of the whole projection. Here:
 
 - both directions advance in one loop: step k moves the forward direction at time k and the
   reverse direction at time T-1-k, so each step's matmuls and gate arithmetic cover both
