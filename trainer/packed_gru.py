@@ -24,6 +24,7 @@ finished forward rows keep their last state, not-yet-started reverse rows stay z
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -45,14 +46,19 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class StepPlan:
-    steps: list[tuple[int, int, int, int]]  # per step: (first step-major row, rows, fwd rows, rev rows)
+    steps: tuple[tuple[int, int, int, int], ...]  # per step: (first step-major row, rows, fwd rows, rev rows)
     gather: torch.Tensor  # (2, S) packed row of each step-major row, per direction (0 where unused)
     mirror: torch.Tensor  # (S,) step-major row of the same (time, sequence) in the other direction
     batch: int  # sequences in the batch
 
 
-def step_plan(batch_sizes: list[int]) -> StepPlan:
+def step_plan(batch_sizes) -> StepPlan:
     """Step k advances the forward direction at time k and the reverse one at time T-1-k."""
+    return _step_plan(tuple(batch_sizes))
+
+
+@functools.lru_cache(maxsize=1024)  # every member of a batch, and most batches, share a plan
+def _step_plan(batch_sizes: tuple[int, ...]) -> StepPlan:
     T = len(batch_sizes)
     offsets = [0]
     for b in batch_sizes[:-1]:
@@ -69,7 +75,7 @@ def step_plan(batch_sizes: list[int]) -> StepPlan:
         gather[0, start : start + fwd] = torch.arange(offsets[k], offsets[k] + fwd)
         gather[1, start : start + rev] = torch.arange(offsets[T - 1 - k], offsets[T - 1 - k] + rev)
         mirror[start : start + rows] = torch.arange(bases[T - 1 - k], bases[T - 1 - k] + rows)
-    return StepPlan(steps, gather, mirror, batch_sizes[0])
+    return StepPlan(tuple(steps), gather, mirror, batch_sizes[0])
 
 
 class BiGRURecurrence(torch.autograd.Function):
