@@ -48,6 +48,47 @@ def test_states_and_gradients_equal_nn_gru(layers, case):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("case", sorted(LENGTHS))
+def test_embedding_table_path_equals_nn_gru_on_embedded_input(case):
+    """Character indices + the embedding (the first layer's projection looked up per vocabulary
+    row) give nn.GRU's states and gradients, the embedding's included; PAD rows get none."""
+    torch.manual_seed(1)
+    emb = nn.Embedding(7, 5, padding_idx=0).double()
+    gru = nn.GRU(5, 4, num_layers=2, bidirectional=True, batch_first=True).double()
+    lengths = torch.tensor(LENGTHS[case])[torch.randperm(len(LENGTHS[case]))]
+    idx = torch.randint(1, 7, (len(lengths), int(lengths.max())))
+    idx[torch.arange(idx.shape[1]) >= lengths[:, None]] = 0  # PAD past each name's end
+    pack = lambda t: pack_padded_sequence(t, lengths, batch_first=True, enforce_sorted=False)  # noqa: E731
+    ref = gru(pack(emb(idx)))[1]
+    ours = packed_bigru(gru, pack(idx), emb.weight)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
+    weight = torch.randn_like(ref)
+    inputs = [emb.weight, *gru.parameters()]
+    ours_grads = grads(ours, weight, inputs)
+    for a, b in zip(ours_grads, grads(ref, weight, inputs), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    assert ours_grads[0][0].abs().max() == 0 and ours_grads[0][1:].abs().max() > 0
+
+
+def test_model_uses_the_table_only_without_embedding_dropout(monkeypatch):
+    import trainer.model
+
+    seen = []
+    real = trainer.model.packed_bigru
+    monkeypatch.setattr(
+        trainer.model, "packed_bigru", lambda gru, packed, emb=None: seen.append(emb) or real(gru, packed, emb)
+    )
+    _, x, lengths = random_batch()
+    for p, expect_table in ((0.0, True), (0.3, False)):
+        model = NameGRU(make_cfg(dropout=p)).train()
+        model.use_cpu_kernel(True)
+        model(x, lengths).sum().backward()
+        assert (seen.pop() is not None) == expect_table
+        model.eval()  # eval mode drops no embeddings, so the table is exact there too
+        model(x, lengths).sum().backward()
+        assert seen.pop() is not None
+
+
 def test_time_major_input_and_float32():
     torch.manual_seed(0)
     gru = nn.GRU(6, 8, num_layers=2, bidirectional=True)  # batch_first=False

@@ -38,12 +38,17 @@ class BiGRUClassifier(nn.Module):
         self.cpu_kernel = False  # train on CPU with trainer.packed_gru (nn.GRU's maths, faster)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, sorted_desc: bool = False) -> torch.Tensor:
-        emb = dropout(self.embedding(x), self.dropout_p, self.training)  # (batch, seq, embed)
-        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=sorted_desc)
-        if self.cpu_kernel and torch.is_grad_enabled() and packed.data.device.type == "cpu":
-            h_n = packed_bigru(self.gru, packed)  # (layers * 2, batch, hidden), in the batch's original order
+        if self.cpu_kernel and torch.is_grad_enabled() and x.device.type == "cpu":
+            # trainer.packed_gru; without embedding dropout it looks up the first layer's input
+            # projection per character instead of multiplying out each embedding
+            table = not (self.training and self.dropout_p > 0)
+            inputs = x if table else dropout(self.embedding(x), self.dropout_p, self.training)
+            packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=sorted_desc)
+            h_n = packed_bigru(self.gru, packed, self.embedding.weight if table else None)
         else:  # inference (nn.GRU is as fast there), CUDA (cuDNN)
-            _, h_n = self.gru(packed)
+            emb = dropout(self.embedding(x), self.dropout_p, self.training)  # (batch, seq, embed)
+            packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=sorted_desc)
+            _, h_n = self.gru(packed)  # (layers * 2, batch, hidden), in the batch's original order
         last = torch.cat([h_n[-2], h_n[-1]], dim=1)  # (batch, 2*hidden): last layer, fwd ++ bwd
         return self.head(dropout(last, self.dropout_p, self.training))  # (batch, classes)
 
