@@ -84,15 +84,16 @@ def _step_plan(batch_sizes: tuple[int, ...]) -> StepPlan:
 class BiGRURecurrence(torch.autograd.Function):
     """The recurrence of one bidirectional layer, input projections given.
 
-    g: (2, S, 3H) step-major input projections (gates r, z, n); returns the step-major outputs
-    (2, S, H) and the final states (2, batch, H)."""
+    g: (2, S, 3H) step-major input projections (gates r, z, n), the recurrent r and z biases
+    already added (the caller folds them into the projection's bias: one pass fewer each way);
+    b_hn_*: the recurrent n-gate biases. Returns the step-major outputs (2, S, H) and the final
+    states (2, batch, H)."""
 
     @staticmethod
-    def forward(ctx, g, w_hh_fwd, w_hh_rev, b_hh_fwd, b_hh_rev, plan: StepPlan):
+    def forward(ctx, g, w_hh_fwd, w_hh_rev, b_hn_fwd, b_hn_rev, plan: StepPlan):
         S, H = g.shape[1], w_hh_fwd.shape[1]
         w_t = torch.stack([w_hh_fwd, w_hh_rev]).transpose(1, 2)  # (2, H, 3H)
-        b_hh = torch.stack([b_hh_fwd, b_hh_rev]).unsqueeze(1)  # (2, 1, 3H)
-        g_rz = g[..., : 2 * H] + b_hh[..., : 2 * H]  # (2, S, 2H): r and z take both biases as one
+        b_hn = torch.stack([b_hn_fwd, b_hn_rev]).unsqueeze(1)  # (2, 1, H)
         h_prev, diff, rz_all, n_all, ghn_all, out = (g.new_empty(2, S, w) for w in (H, H, 2 * H, H, H, H))
         h = g.new_zeros(2, plan.batch, H)
         for start, rows, fwd, rev in plan.steps:
@@ -100,8 +101,8 @@ class BiGRURecurrence(torch.autograd.Function):
             hp = h[:, :rows]  # (2, rows, H)
             h_prev[:, s] = hp
             # r, z = sigmoid(g_rz + h W_rz^T): the GEMM adds g_rz itself
-            rz = torch.baddbmm(g_rz[:, s], hp, w_t[..., : 2 * H], out=rz_all[:, s]).sigmoid_()  # (2, rows, 2H)
-            ghn = torch.baddbmm(b_hh[..., 2 * H :], hp, w_t[..., 2 * H :], out=ghn_all[:, s])  # (2, rows, H)
+            rz = torch.baddbmm(g[:, s, : 2 * H], hp, w_t[..., : 2 * H], out=rz_all[:, s]).sigmoid_()  # (2, rows, 2H)
+            ghn = torch.baddbmm(b_hn, hp, w_t[..., 2 * H :], out=ghn_all[:, s])  # (2, rows, H)
             n = torch.addcmul(g[:, s, 2 * H :], rz[..., :H], ghn, out=n_all[:, s]).tanh_()
             d = torch.sub(hp, n, out=diff[:, s])
             new = torch.addcmul(n, rz[..., H:], d, out=out[:, s])  # h' = n + z * (h - n)
@@ -150,7 +151,7 @@ class BiGRURecurrence(torch.autograd.Function):
                 dh[0, :fwd] = new[0, :fwd]
                 dh[1, :rev] = new[1, :rev]
         d_w = torch.cat([d_g[..., : 2 * H].transpose(1, 2) @ h_prev, d_ghn.transpose(1, 2) @ h_prev], 1)  # (2, 3H, H)
-        d_b = torch.cat([d_g[..., : 2 * H].sum(1), d_ghn.sum(1)], 1)  # (2, 3H)
+        d_b = d_ghn.sum(1)  # (2, H)
         return d_g, d_w[0], d_w[1], d_b[0], d_b[1], None
 
 
@@ -171,16 +172,17 @@ def packed_bigru(gru: nn.GRU, packed: PackedSequence, embedding: torch.Tensor | 
             [getattr(gru, f"{name}_l{layer}{sfx}") for sfx in ("", "_reverse")]
             for name in ("weight_ih", "bias_ih", "weight_hh", "bias_hh")
         )
+        H = w_hh[0].shape[1]
+        # r and z add both biases: fold the recurrent ones into the projection's bias
+        bias = (torch.stack(b_ih) + F.pad(torch.stack(b_hh)[:, : 2 * H], (0, H))).unsqueeze(1)  # (2, 1, 3H)
         if layer == 0 and embedding is not None:
-            table = torch.baddbmm(
-                torch.stack(b_ih).unsqueeze(1), embedding.expand(2, -1, -1), torch.stack(w_ih).transpose(1, 2)
-            )
+            table = torch.baddbmm(bias, embedding.expand(2, -1, -1), torch.stack(w_ih).transpose(1, 2))
             g = torch.stack([table[0].index_select(0, rows[0]), table[1].index_select(0, rows[1])])  # (2, S, 3H)
         else:
             if layer > 0:  # the reverse direction's input is (reverse, forward) outputs: swap its weight's halves
                 w_ih[1] = torch.cat(w_ih[1].chunk(2, 1)[::-1], 1)
-            g = torch.baddbmm(torch.stack(b_ih).unsqueeze(1), rows, torch.stack(w_ih).transpose(1, 2))  # (2, S, 3H)
-        out, h = BiGRURecurrence.apply(g, *w_hh, *b_hh, plan)  # (2, S, H), (2, batch, H)
+            g = torch.baddbmm(bias, rows, torch.stack(w_ih).transpose(1, 2))  # (2, S, 3H)
+        out, h = BiGRURecurrence.apply(g, *w_hh, b_hh[0][2 * H :], b_hh[1][2 * H :], plan)
         finals.append(h)
         if layer + 1 < gru.num_layers:
             out = dropout(out, gru.dropout, gru.training)  # one mask per output, as in nn.GRU
