@@ -195,3 +195,20 @@ def test_tiny_model_overfits_one_batch():
         logits = model(x, lengths)
     assert F.cross_entropy(logits, y).item() < 0.05
     assert (logits.argmax(1) == y).all()
+
+
+def test_batched_prediction_equals_each_name_alone_with_repeats():
+    """predict_member_logits runs each distinct name once and batches them by length; every row,
+    repeated names included, gets what the model gives that name alone, in the data's order."""
+    from trainer.data import Encoded
+    from trainer.evaluate import predict_member_logits
+
+    model = make_model(members=2)
+    seqs, _, _ = random_batch(n=12)
+    seqs = seqs + [seqs[3], seqs[0], seqs[3]]  # repeats, scattered
+    x, lengths = pad_batch(seqs)
+    got = predict_member_logits(model, Encoded(x, lengths, torch.zeros(len(seqs), dtype=torch.long)), batch_size=4)
+    with torch.no_grad():
+        alone = torch.cat([model.member_logits(*pad_batch([s])) for s in seqs], 1)
+    torch.testing.assert_close(got, alone, rtol=1e-5, atol=1e-6)
+    assert torch.equal(got[:, 12], got[:, 3]) and torch.equal(got[:, 14], got[:, 3])

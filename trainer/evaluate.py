@@ -14,18 +14,21 @@ ECE_BINS = 15
 def predict_member_logits(model: torch.nn.Module, data: Encoded, batch_size: int = 512) -> torch.Tensor:
     """(members, n, classes) logits in the data's own order; batches sorted by length to pack tightly.
 
-    Batches of 512 keep a batch's GRU states in cache: validation + test took 0.35 s against 0.46 s
-    with batches of 4,096 (course preset), 1.24 s against 1.64 s (default preset)."""
+    Each distinct name runs once (the test file's 6,700 rows hold 6,038 names). Batches of 512 keep
+    a batch's GRU states in cache: validation + test took 0.35 s against 0.46 s with batches of
+    4,096 (course preset), 1.24 s against 1.64 s (default preset)."""
     was_training = model.training
     model.eval()
-    order = torch.argsort(data.lengths, descending=True, stable=True)
-    out = torch.empty(len(model.members), len(data), model.config.num_classes)
+    names, inverse = torch.unique(data.x, dim=0, return_inverse=True)  # (distinct, max_len), (n,)
+    lengths = torch.zeros(len(names), dtype=data.lengths.dtype).scatter_(0, inverse.cpu(), data.lengths)
+    order = torch.argsort(lengths, descending=True, stable=True)
+    out = torch.empty(len(model.members), len(names), model.config.num_classes)
     for idx in order.split(batch_size):
-        lengths = data.lengths[idx]
-        x = data.x[idx.to(data.x.device), : int(lengths.max())]
-        out[:, idx] = model.member_logits(x, lengths, sorted_desc=True).float().cpu()
+        batch_lengths = lengths[idx]
+        x = names[idx.to(names.device), : int(batch_lengths.max())]
+        out[:, idx] = model.member_logits(x, batch_lengths, sorted_desc=True).float().cpu()
     model.train(was_training)
-    return out
+    return out[:, inverse.cpu()]
 
 
 def predict_logits(model: torch.nn.Module, data: Encoded, temperature: float = 1.0) -> torch.Tensor:
