@@ -8,7 +8,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from trainer.config import TrainConfig
 from trainer.model import NameGRU
-from trainer.packed_gru import dropout, packed_bigru, step_plan
+from trainer.packed_gru import dropout, packed_bigru, packed_bigrus, step_plan
 from trainer.train import make_optimizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: torch on one thread
@@ -87,6 +87,35 @@ def test_model_uses_the_table_only_without_embedding_dropout(monkeypatch):
         model.eval()  # eval mode drops no embeddings, so the table is exact there too
         model(x, lengths).sum().backward()
         assert seen.pop() is not None
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+@pytest.mark.parametrize("case", ["mixed", "one long, many short"])
+def test_several_grus_in_one_call_equal_each_nn_gru(layers, case):
+    """Ensemble members share one kernel call: each gets its own nn.GRU's states and gradients."""
+    torch.manual_seed(layers)
+    grus = [nn.GRU(5, 4, num_layers=layers, bidirectional=True, batch_first=True).double() for _ in range(3)]
+    lengths = torch.tensor(LENGTHS[case])[torch.randperm(len(LENGTHS[case]))]
+    xs = [torch.randn(len(lengths), int(lengths.max()), 5, dtype=torch.double, requires_grad=True) for _ in grus]
+    pack = lambda t: pack_padded_sequence(t, lengths, batch_first=True, enforce_sorted=False)  # noqa: E731
+    ours = packed_bigrus(grus, [pack(x) for x in xs])
+    weights = [torch.randn(2 * layers, len(lengths), 4, dtype=torch.double) for _ in grus]
+    inputs = [t for gru, x in zip(grus, xs, strict=True) for t in (x, *gru.parameters())]
+    ours_loss = sum((h * w).sum() + h.pow(2).sum() for h, w in zip(ours, weights, strict=True))
+    ours_grads = torch.autograd.grad(ours_loss, inputs)
+    refs = [gru(pack(x))[1] for gru, x in zip(grus, xs, strict=True)]
+    ref_loss = sum((h * w).sum() + h.pow(2).sum() for h, w in zip(refs, weights, strict=True))
+    for a, b in zip(ours, refs, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    for a, b in zip(ours_grads, torch.autograd.grad(ref_loss, inputs), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+def test_several_grus_need_the_same_lengths():
+    grus = [nn.GRU(3, 4, bidirectional=True) for _ in range(2)]
+    packs = [pack_padded_sequence(torch.randn(3, 2, 3), torch.tensor(n)) for n in ([3, 2], [3, 1])]
+    with pytest.raises(ValueError, match="same lengths"):
+        packed_bigrus(grus, packs)
 
 
 def test_time_major_input_and_float32():

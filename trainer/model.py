@@ -16,7 +16,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from trainer.config import ModelConfig
 from trainer.encoding import PAD
-from trainer.packed_gru import dropout, packed_bigru
+from trainer.packed_gru import dropout, packed_bigru, packed_bigrus
 
 WEIGHTS_NAME = "model.safetensors"
 
@@ -37,20 +37,32 @@ class BiGRUClassifier(nn.Module):
         self.head = nn.Linear(2 * cfg.hidden_size, cfg.num_classes)
         self.cpu_kernel = False  # train on CPU with trainer.packed_gru (nn.GRU's maths, faster)
 
+    def uses_kernel(self, x: torch.Tensor) -> bool:
+        """Training on CPU goes through trainer.packed_gru; inference (nn.GRU is as fast there)
+        and CUDA (cuDNN) through nn.GRU."""
+        return self.cpu_kernel and torch.is_grad_enabled() and x.device.type == "cpu"
+
+    def kernel_inputs(self, x: torch.Tensor, lengths: torch.Tensor, sorted_desc: bool):
+        """(packed GRU input, embedding or None) for trainer.packed_gru. Without embedding dropout
+        the kernel looks up the first layer's input projection per character (packed indices)
+        instead of multiplying out each embedding."""
+        table = not (self.training and self.dropout_p > 0)
+        inputs = x if table else dropout(self.embedding(x), self.dropout_p, self.training)  # (batch, seq[, embed])
+        packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=sorted_desc)
+        return packed, self.embedding.weight if table else None
+
+    def classify(self, h_n: torch.Tensor) -> torch.Tensor:
+        last = torch.cat([h_n[-2], h_n[-1]], dim=1)  # (batch, 2*hidden): last layer, fwd ++ bwd
+        return self.head(dropout(last, self.dropout_p, self.training))  # (batch, classes)
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, sorted_desc: bool = False) -> torch.Tensor:
-        if self.cpu_kernel and torch.is_grad_enabled() and x.device.type == "cpu":
-            # trainer.packed_gru; without embedding dropout it looks up the first layer's input
-            # projection per character instead of multiplying out each embedding
-            table = not (self.training and self.dropout_p > 0)
-            inputs = x if table else dropout(self.embedding(x), self.dropout_p, self.training)
-            packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=sorted_desc)
-            h_n = packed_bigru(self.gru, packed, self.embedding.weight if table else None)
-        else:  # inference (nn.GRU is as fast there), CUDA (cuDNN)
+        if self.uses_kernel(x):
+            h_n = packed_bigru(self.gru, *self.kernel_inputs(x, lengths, sorted_desc))
+        else:
             emb = dropout(self.embedding(x), self.dropout_p, self.training)  # (batch, seq, embed)
             packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=sorted_desc)
             _, h_n = self.gru(packed)  # (layers * 2, batch, hidden), in the batch's original order
-        last = torch.cat([h_n[-2], h_n[-1]], dim=1)  # (batch, 2*hidden): last layer, fwd ++ bwd
-        return self.head(dropout(last, self.dropout_p, self.training))  # (batch, classes)
+        return self.classify(h_n)
 
 
 def combine_members(member_logits: torch.Tensor, temperature: float | torch.Tensor = 1.0) -> torch.Tensor:
@@ -81,7 +93,13 @@ class NameGRU(
             member.cpu_kernel = on
 
     def member_logits(self, x: torch.Tensor, lengths: torch.Tensor, sorted_desc: bool = False) -> torch.Tensor:
-        return torch.stack([m(x, lengths, sorted_desc) for m in self.members])  # (members, batch, classes)
+        """(members, batch, classes). Training on CPU runs all members' GRUs in one kernel call."""
+        if len(self.members) > 1 and all(m.uses_kernel(x) for m in self.members):
+            packs, embeddings = zip(*(m.kernel_inputs(x, lengths, sorted_desc) for m in self.members), strict=True)
+            tables = None if embeddings[0] is None else list(embeddings)
+            h_ns = packed_bigrus([m.gru for m in self.members], list(packs), tables)
+            return torch.stack([m.classify(h_n) for m, h_n in zip(self.members, h_ns, strict=True)])
+        return torch.stack([m(x, lengths, sorted_desc) for m in self.members])
 
     def forward(
         self, x: torch.Tensor, lengths: torch.Tensor, sorted_desc: bool = False, temperature: float = 1.0
