@@ -99,13 +99,14 @@ class BiGRURecurrence(torch.autograd.Function):
         b_hn = torch.stack(weights[L:]).unsqueeze(1)  # (L, 1, H)
         h_prev, diff, rz_all, n_all, ghn_all, out = (g.new_empty(L, S, w) for w in (H, H, 2 * H, H, H, H))
         h = g.new_zeros(L, plan.batch, H)
+        scratch = g.new_empty(L * plan.batch * 3 * H)  # each step's matmul output, contiguous
         for start, rows, fwd, rev in plan.steps:
             s = slice(start, start + rows)
             hp = h[:, :rows]  # (L, rows, H)
             h_prev[:, s] = hp
-            # r, z = sigmoid(g_rz + h W_rz^T): the GEMM adds g_rz itself
-            rz = torch.baddbmm(g[:, s, : 2 * H], hp, w_t[..., : 2 * H], out=rz_all[:, s]).sigmoid_()  # (L, rows, 2H)
-            ghn = torch.baddbmm(b_hn, hp, w_t[..., 2 * H :], out=ghn_all[:, s])  # (L, rows, H)
+            gh = torch.bmm(hp, w_t, out=scratch[: L * rows * 3 * H].view(L, rows, 3 * H))  # all gates: one matmul
+            rz = torch.add(g[:, s, : 2 * H], gh[..., : 2 * H], out=rz_all[:, s]).sigmoid_()  # (L, rows, 2H)
+            ghn = torch.add(gh[..., 2 * H :], b_hn, out=ghn_all[:, s])  # (L, rows, H)
             n = torch.addcmul(g[:, s, 2 * H :], rz[..., :H], ghn, out=n_all[:, s]).tanh_()
             d = torch.sub(hp, n, out=diff[:, s])
             new = torch.addcmul(n, rz[..., H:], d, out=out[:, s])  # h' = n + z * (h - n)
@@ -124,10 +125,13 @@ class BiGRURecurrence(torch.autograd.Function):
         w_t, h_prev, diff, rz_all, n_all, ghn_all = ctx.saved_tensors
         plan: StepPlan = ctx.plan
         L, S, H = h_prev.shape
-        w = w_t.transpose(1, 2)  # (L, 3H, H)
+        # Columns of d_all: (n-gate matmul part r * d_n, r, z, n). The first three are the gradient
+        # of a step's matmul output (one matmul back to h, rows of the weight in that order), the
+        # last three that of the input projections (returned as a view, no copy).
+        w = w_t.transpose(1, 2)  # (L, 3H, H), rows r, z, n
+        w_nrz = torch.cat([w[:, 2 * H :], w[:, : 2 * H]], 1)  # (L, 3H, H), rows n, r, z
+        d_all = h_prev.new_empty(L, S, 4 * H)
         dh = d_h.clone() if d_h is not None else h_prev.new_zeros(L, plan.batch, H)
-        d_g = h_prev.new_empty(L, S, 3 * H)  # gradient of the input projections (r, z, n)
-        d_ghn = h_prev.new_empty(L, S, H)  # gradient of the recurrent n-gate projection (r * d_n)
         grad, gz, dn, tmp = (h_prev.new_empty(L, plan.batch, H) for _ in range(4))
         for start, rows, fwd, rev in reversed(plan.steps):
             s = slice(start, start + rows)
@@ -139,23 +143,24 @@ class BiGRURecurrence(torch.autograd.Function):
             if fwd != rev:  # rows that kept their state pass their gradient through untouched
                 gr[0::2, fwd:] = 0
                 gr[1::2, rev:] = 0
-            rz, n, dg = rz_all[:, s], n_all[:, s], d_g[:, s]
+            rz, n, dk = rz_all[:, s], n_all[:, s], d_all[:, s]
             r, z = rz[..., :H], rz[..., H:]
             gzk = torch.mul(gr, z, out=gz[:, :rows])  # to h directly
             dnk = torch.sub(gr, gzk, out=dn[:, :rows])  # to n: (1 - z) * grad
-            _sigmoid_backward(torch.mul(gr, diff[:, s], out=tmp[:, :rows]), z, grad_input=dg[..., H : 2 * H])
-            dpn = _tanh_backward(dnk, n, grad_input=dg[..., 2 * H :])
-            dghn = torch.mul(dpn, r, out=d_ghn[:, s])
-            _sigmoid_backward(torch.mul(dpn, ghn_all[:, s], out=tmp[:, :rows]), r, grad_input=dg[..., :H])
-            new = torch.baddbmm(gzk, dg[..., : 2 * H], w[:, : 2 * H]).baddbmm_(dghn, w[:, 2 * H :])  # (L, rows, H)
+            _sigmoid_backward(torch.mul(gr, diff[:, s], out=tmp[:, :rows]), z, grad_input=dk[..., 2 * H : 3 * H])
+            dpn = _tanh_backward(dnk, n, grad_input=dk[..., 3 * H :])
+            torch.mul(dpn, r, out=dk[..., :H])
+            _sigmoid_backward(torch.mul(dpn, ghn_all[:, s], out=tmp[:, :rows]), r, grad_input=dk[..., H : 2 * H])
             if fwd == rev:
-                dh[:, :rows] = new
+                torch.baddbmm(gzk, dk[..., : 3 * H], w_nrz, out=dh[:, :rows])  # (L, rows, H)
             else:
+                new = torch.baddbmm(gzk, dk[..., : 3 * H], w_nrz)
                 dh[0::2, :fwd] = new[0::2, :fwd]
                 dh[1::2, :rev] = new[1::2, :rev]
-        d_w = torch.cat([d_g[..., : 2 * H].transpose(1, 2) @ h_prev, d_ghn.transpose(1, 2) @ h_prev], 1)  # (L, 3H, H)
-        d_b = d_ghn.sum(1)  # (L, H)
-        return d_g, None, *d_w.unbind(), *d_b.unbind()
+        d_w = d_all[..., : 3 * H].transpose(1, 2) @ h_prev  # (L, 3H, H), rows n, r, z
+        d_w = torch.cat([d_w[:, H:], d_w[:, :H]], 1)  # rows r, z, n
+        d_b = d_all[..., :H].sum(1)  # (L, H)
+        return d_all[..., H:], None, *d_w.unbind(), *d_b.unbind()
 
 
 def packed_bigru(gru: nn.GRU, packed: PackedSequence, embedding: torch.Tensor | None = None) -> torch.Tensor:
