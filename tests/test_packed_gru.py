@@ -6,12 +6,22 @@ from test_model import make_cfg, random_batch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from trainer import cells
 from trainer.config import TrainConfig
 from trainer.model import NameGRU
 from trainer.packed_gru import dropout, packed_bigru, packed_bigrus, step_plan
 from trainer.train import make_optimizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: torch on one thread
+
+
+@pytest.fixture(params=[True, False], ids=["compiled gates", "torch-op gates"])
+def compiled(request) -> bool:
+    """Every equality test runs with both gate implementations (trainer/cells.py, torch ops)."""
+    if request.param and cells.load() is None:
+        pytest.skip("no C compiler: the compiled gates are not built here (test_compiled_gates_build)")
+    return request.param
+
 
 LENGTHS = {
     "mixed": [7, 7, 5, 3, 3, 1],
@@ -22,10 +32,10 @@ LENGTHS = {
 }
 
 
-def both(gru: nn.GRU, x: torch.Tensor, lengths: torch.Tensor, batch_first: bool = True):
+def both(gru: nn.GRU, x: torch.Tensor, lengths: torch.Tensor, batch_first: bool = True, compiled: bool = True):
     """(h_n of nn.GRU, h_n of packed_bigru) on the same input, packed unsorted."""
     pack = lambda: pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=False)  # noqa: E731
-    return gru(pack())[1], packed_bigru(gru, pack())
+    return gru(pack())[1], packed_bigru(gru, pack(), compiled=compiled)
 
 
 def grads(h_n: torch.Tensor, weight: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -35,12 +45,12 @@ def grads(h_n: torch.Tensor, weight: torch.Tensor, inputs: list[torch.Tensor]) -
 
 @pytest.mark.parametrize("layers", [1, 2, 3])
 @pytest.mark.parametrize("case", sorted(LENGTHS))
-def test_states_and_gradients_equal_nn_gru(layers, case):
+def test_states_and_gradients_equal_nn_gru(layers, case, compiled):
     torch.manual_seed(layers)
     gru = nn.GRU(5, 4, num_layers=layers, bidirectional=True, batch_first=True).double()
     lengths = torch.tensor(LENGTHS[case])[torch.randperm(len(LENGTHS[case]))]  # unsorted on purpose
     x = torch.randn(len(lengths), int(lengths.max()), 5, dtype=torch.double, requires_grad=True)
-    ref, ours = both(gru, x, lengths)
+    ref, ours = both(gru, x, lengths, compiled=compiled)
     torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
     weight = torch.randn_like(ref)
     inputs = [x, *gru.parameters()]
@@ -49,7 +59,7 @@ def test_states_and_gradients_equal_nn_gru(layers, case):
 
 
 @pytest.mark.parametrize("case", sorted(LENGTHS))
-def test_embedding_table_path_equals_nn_gru_on_embedded_input(case):
+def test_embedding_table_path_equals_nn_gru_on_embedded_input(case, compiled):
     """Character indices + the embedding (the first layer's projection looked up per vocabulary
     row) give nn.GRU's states and gradients, the embedding's included; PAD rows get none."""
     torch.manual_seed(1)
@@ -60,7 +70,7 @@ def test_embedding_table_path_equals_nn_gru_on_embedded_input(case):
     idx[torch.arange(idx.shape[1]) >= lengths[:, None]] = 0  # PAD past each name's end
     pack = lambda t: pack_padded_sequence(t, lengths, batch_first=True, enforce_sorted=False)  # noqa: E731
     ref = gru(pack(emb(idx)))[1]
-    ours = packed_bigru(gru, pack(idx), emb.weight)
+    ours = packed_bigru(gru, pack(idx), emb.weight, compiled=compiled)
     torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
     weight = torch.randn_like(ref)
     inputs = [emb.weight, *gru.parameters()]
@@ -76,7 +86,9 @@ def test_model_uses_the_table_only_without_embedding_dropout(monkeypatch):
     seen = []
     real = trainer.model.packed_bigru
     monkeypatch.setattr(
-        trainer.model, "packed_bigru", lambda gru, packed, emb=None: seen.append(emb) or real(gru, packed, emb)
+        trainer.model,
+        "packed_bigru",
+        lambda gru, packed, emb=None, **kw: seen.append(emb) or real(gru, packed, emb, **kw),
     )
     _, x, lengths = random_batch()
     for p, expect_table in ((0.0, True), (0.3, False)):
@@ -91,14 +103,14 @@ def test_model_uses_the_table_only_without_embedding_dropout(monkeypatch):
 
 @pytest.mark.parametrize("layers", [1, 2, 3])
 @pytest.mark.parametrize("case", ["mixed", "one long, many short"])
-def test_several_grus_in_one_call_equal_each_nn_gru(layers, case):
+def test_several_grus_in_one_call_equal_each_nn_gru(layers, case, compiled):
     """Ensemble members share one kernel call: each gets its own nn.GRU's states and gradients."""
     torch.manual_seed(layers)
     grus = [nn.GRU(5, 4, num_layers=layers, bidirectional=True, batch_first=True).double() for _ in range(3)]
     lengths = torch.tensor(LENGTHS[case])[torch.randperm(len(LENGTHS[case]))]
     xs = [torch.randn(len(lengths), int(lengths.max()), 5, dtype=torch.double, requires_grad=True) for _ in grus]
     pack = lambda t: pack_padded_sequence(t, lengths, batch_first=True, enforce_sorted=False)  # noqa: E731
-    ours = packed_bigrus(grus, [pack(x) for x in xs])
+    ours = packed_bigrus(grus, [pack(x) for x in xs], compiled=compiled)
     weights = [torch.randn(2 * layers, len(lengths), 4, dtype=torch.double) for _ in grus]
     inputs = [t for gru, x in zip(grus, xs, strict=True) for t in (x, *gru.parameters())]
     ours_loss = sum((h * w).sum() + h.pow(2).sum() for h, w in zip(ours, weights, strict=True))
@@ -118,12 +130,12 @@ def test_several_grus_need_the_same_lengths():
         packed_bigrus(grus, packs)
 
 
-def test_time_major_input_and_float32():
+def test_time_major_input_and_float32(compiled):
     torch.manual_seed(0)
     gru = nn.GRU(6, 8, num_layers=2, bidirectional=True)  # batch_first=False
     lengths = torch.tensor([5, 3, 3, 2])
     x = torch.randn(5, 4, 6, requires_grad=True)  # (seq, batch, features)
-    ref, ours = both(gru, x, lengths, batch_first=False)
+    ref, ours = both(gru, x, lengths, batch_first=False, compiled=compiled)
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
     weight = torch.randn_like(ref)
     for a, b in zip(grads(ours, weight, [x]), grads(ref, weight, [x]), strict=True):
@@ -160,7 +172,7 @@ def test_rejects_what_it_does_not_compute(kwargs):
         packed_bigru(gru, packed)
 
 
-def test_training_steps_match_nn_gru():
+def test_training_steps_match_nn_gru(compiled):
     """A few optimiser steps of the trainer's model give the same weights with either kernel."""
     _, x, lengths = random_batch(n=16)
     y = torch.arange(16) % 5
@@ -168,7 +180,7 @@ def test_training_steps_match_nn_gru():
     for kernel in (False, True):
         torch.manual_seed(0)
         model = NameGRU(make_cfg(members=2)).double().train()
-        model.use_cpu_kernel(kernel)
+        model.use_cpu_kernel(kernel, compiled=compiled)
         optimizer, _ = make_optimizer(model, TrainConfig(lr=1e-2), steps_per_epoch=1)
         for _ in range(3):
             loss = torch.nn.functional.nll_loss(model(x, lengths), y)
@@ -206,3 +218,26 @@ def test_dropout_keeps_the_expectation_and_scales_survivors():
     assert abs(y.mean().item() / x.mean().item() - 1) < 0.01
     assert dropout(x, 0.3, training=False) is x
     assert torch.equal(dropout(x, 0.0, training=True), x)
+
+
+def test_compiled_gates_build_where_a_compiler_is_found():
+    """With gcc/cc on the path (as on this project's machines and CI) the gates must build; a
+    broken build would otherwise only show as slower training."""
+    import shutil
+
+    if not (shutil.which("gcc") or shutil.which("cc")):
+        pytest.skip("no C compiler on this machine")
+    lib = cells.load()
+    assert lib is not None and hasattr(lib, "gru_forward_step_f32") and hasattr(lib, "gru_backward_step_f64")
+
+
+def test_compiled_gates_can_be_turned_off(monkeypatch):
+    cells.load.cache_clear()
+    monkeypatch.setenv("NAME_ORIGIN_NO_CC", "1")
+    try:
+        assert cells.load() is None
+        model = NameGRU(make_cfg())
+        model.use_cpu_kernel(True)  # asks for the compiled gates, gets torch operations
+        assert not model.members[0].compiled_cells
+    finally:
+        cells.load.cache_clear()

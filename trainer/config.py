@@ -50,7 +50,9 @@ class TrainConfig:
     patience: int = 0  # stop after this many epochs without a better validation score; 0 = never
     seed: int = 0  # seeds split, init, batching and dropout
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
-    gru_kernel: str = "auto"  # "auto": trainer.packed_gru when training on CPU, else nn.GRU; "torch": nn.GRU
+    gru_kernel: str = (
+        "auto"  # CPU training: "auto" packed_gru (+ compiled gates if a C compiler), "ops" packed_gru, "torch" nn.GRU
+    )
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     max_train_rows: int = 0  # keep an evenly spaced subset of N training rows (smoke runs); 0 = all
     abstain_target: float = 0.9  # abstention threshold: answered validation names must be this accurate
@@ -66,7 +68,7 @@ class TrainConfig:
             "abstain_target must be in [0, 1]": 0 <= self.abstain_target <= 1,
             "schedule must be constant or onecycle": self.schedule in ("constant", "onecycle"),
             "select_on must be val_loss or val_accuracy": self.select_on in ("val_loss", "val_accuracy"),
-            "gru_kernel must be auto or torch": self.gru_kernel in ("auto", "torch"),
+            "gru_kernel must be auto, ops or torch": self.gru_kernel in ("auto", "ops", "torch"),
             "device must be auto, cpu or cuda": self.device in ("auto", "cpu", "cuda")
             or self.device.startswith("cuda:"),
         }

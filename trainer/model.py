@@ -14,6 +14,7 @@ from safetensors.torch import load_model
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from trainer import cells
 from trainer.config import ModelConfig
 from trainer.encoding import PAD
 from trainer.packed_gru import dropout, packed_bigru, packed_bigrus
@@ -36,6 +37,7 @@ class BiGRUClassifier(nn.Module):
         )
         self.head = nn.Linear(2 * cfg.hidden_size, cfg.num_classes)
         self.cpu_kernel = False  # train on CPU with trainer.packed_gru (nn.GRU's maths, faster)
+        self.compiled_cells = False  # ... with its compiled gate arithmetic (trainer/cells.py)
 
     def uses_kernel(self, x: torch.Tensor) -> bool:
         """Training on CPU goes through trainer.packed_gru; inference (nn.GRU is as fast there)
@@ -57,7 +59,7 @@ class BiGRUClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, sorted_desc: bool = False) -> torch.Tensor:
         if self.uses_kernel(x):
-            h_n = packed_bigru(self.gru, *self.kernel_inputs(x, lengths, sorted_desc))
+            h_n = packed_bigru(self.gru, *self.kernel_inputs(x, lengths, sorted_desc), compiled=self.compiled_cells)
         else:
             emb = dropout(self.embedding(x), self.dropout_p, self.training)  # (batch, seq, embed)
             packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=sorted_desc)
@@ -87,17 +89,19 @@ class NameGRU(
         self.config = config
         self.members = nn.ModuleList(BiGRUClassifier(config) for _ in range(config.members))
 
-    def use_cpu_kernel(self, on: bool) -> None:
-        """Train with trainer.packed_gru on CPU (on) or with nn.GRU (off); weights are the same."""
+    def use_cpu_kernel(self, on: bool, compiled: bool = True) -> None:
+        """Train with trainer.packed_gru on CPU (on) or with nn.GRU (off); weights are the same.
+        compiled: its gate arithmetic from trainer/cells.py, built here (not in the first epoch)."""
+        compiled = compiled and on and cells.load() is not None
         for member in self.members:
-            member.cpu_kernel = on
+            member.cpu_kernel, member.compiled_cells = on, compiled
 
     def member_logits(self, x: torch.Tensor, lengths: torch.Tensor, sorted_desc: bool = False) -> torch.Tensor:
         """(members, batch, classes). Training on CPU runs all members' GRUs in one kernel call."""
         if len(self.members) > 1 and all(m.uses_kernel(x) for m in self.members):
             packs, embeddings = zip(*(m.kernel_inputs(x, lengths, sorted_desc) for m in self.members), strict=True)
             tables = None if embeddings[0] is None else list(embeddings)
-            h_ns = packed_bigrus([m.gru for m in self.members], list(packs), tables)
+            h_ns = packed_bigrus([m.gru for m in self.members], list(packs), tables, self.members[0].compiled_cells)
             return torch.stack([m.classify(h_n) for m, h_n in zip(self.members, h_ns, strict=True)])
         return torch.stack([m(x, lengths, sorted_desc) for m in self.members])
 

@@ -37,6 +37,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence
 
+from trainer import cells
+
 _tanh_backward = torch.ops.aten.tanh_backward.grad_input  # grad * (1 - y^2), written into grad_input
 _sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input  # grad * y * (1 - y)
 
@@ -93,18 +95,23 @@ class BiGRURecurrence(torch.autograd.Function):
     step-major outputs (L, S, H) and the final states (L, batch, H)."""
 
     @staticmethod
-    def forward(ctx, g, plan: StepPlan, *weights):
+    def forward(ctx, g, plan: StepPlan, lib, *weights):
         L, S, H = g.shape[0], g.shape[1], weights[0].shape[1]
+        g = g.contiguous()
         w_t = torch.stack(weights[:L]).transpose(1, 2)  # (L, H, 3H)
         b_hn = torch.stack(weights[L:]).unsqueeze(1)  # (L, 1, H)
         h_prev, diff, rz_all, n_all, ghn_all, out = (g.new_empty(L, S, w) for w in (H, H, 2 * H, H, H, H))
         h = g.new_zeros(L, plan.batch, H)
         scratch = g.new_empty(L * plan.batch * 3 * H)  # each step's matmul output, contiguous
-        for start, rows, fwd, rev in plan.steps:
+        for step in plan.steps:
+            start, rows, fwd, rev = step
             s = slice(start, start + rows)
             hp = h[:, :rows]  # (L, rows, H)
-            h_prev[:, s] = hp
             gh = torch.bmm(hp, w_t, out=scratch[: L * rows * 3 * H].view(L, rows, 3 * H))  # all gates: one matmul
+            if lib is not None:  # the rest of the step in one compiled pass (trainer/gru_cells.c)
+                cells.forward_step(lib, g, gh, b_hn, h, (h_prev, rz_all, ghn_all, n_all, diff, out), step)
+                continue
+            h_prev[:, s] = hp
             rz = torch.add(g[:, s, : 2 * H], gh[..., : 2 * H], out=rz_all[:, s]).sigmoid_()  # (L, rows, 2H)
             ghn = torch.add(gh[..., 2 * H :], b_hn, out=ghn_all[:, s])  # (L, rows, H)
             n = torch.addcmul(g[:, s, 2 * H :], rz[..., :H], ghn, out=n_all[:, s]).tanh_()
@@ -116,14 +123,14 @@ class BiGRURecurrence(torch.autograd.Function):
                 h[0::2, :fwd] = new[0::2, :fwd]
                 h[1::2, :rev] = new[1::2, :rev]
         ctx.save_for_backward(w_t, h_prev, diff, rz_all, n_all, ghn_all)
-        ctx.plan = plan
+        ctx.plan, ctx.lib = plan, lib
         ctx.set_materialize_grads(False)
         return out, h
 
     @staticmethod
     def backward(ctx, d_out, d_h):
         w_t, h_prev, diff, rz_all, n_all, ghn_all = ctx.saved_tensors
-        plan: StepPlan = ctx.plan
+        plan, lib = ctx.plan, ctx.lib
         L, S, H = h_prev.shape
         # Columns of d_all: (n-gate matmul part r * d_n, r, z, n). The first three are the gradient
         # of a step's matmul output (one matmul back to h, rows of the weight in that order), the
@@ -131,26 +138,22 @@ class BiGRURecurrence(torch.autograd.Function):
         w = w_t.transpose(1, 2)  # (L, 3H, H), rows r, z, n
         w_nrz = torch.cat([w[:, 2 * H :], w[:, : 2 * H]], 1)  # (L, 3H, H), rows n, r, z
         d_all = h_prev.new_empty(L, S, 4 * H)
-        dh = d_h.clone() if d_h is not None else h_prev.new_zeros(L, plan.batch, H)
+        dh = h_prev.new_zeros(L, plan.batch, H)
+        if d_h is not None:
+            dh.copy_(d_h)
+        d_out = d_out.contiguous() if d_out is not None and lib is not None else d_out
         grad, gz, dn, tmp = (h_prev.new_empty(L, plan.batch, H) for _ in range(4))
-        for start, rows, fwd, rev in reversed(plan.steps):
+        for step in reversed(plan.steps):
+            start, rows, fwd, rev = step
             s = slice(start, start + rows)
-            gr = grad[:, :rows]
-            if d_out is not None:
-                torch.add(dh[:, :rows], d_out[:, s], out=gr)
+            dk = d_all[:, s]
+            if lib is not None:
+                gzk = gz.view(-1)[: L * rows * H].view(L, rows, H)
+                cells.backward_step(lib, dh, d_out, (rz_all, ghn_all, n_all, diff), d_all, gzk, step)
             else:
-                gr.copy_(dh[:, :rows])
-            if fwd != rev:  # rows that kept their state pass their gradient through untouched
-                gr[0::2, fwd:] = 0
-                gr[1::2, rev:] = 0
-            rz, n, dk = rz_all[:, s], n_all[:, s], d_all[:, s]
-            r, z = rz[..., :H], rz[..., H:]
-            gzk = torch.mul(gr, z, out=gz[:, :rows])  # to h directly
-            dnk = torch.sub(gr, gzk, out=dn[:, :rows])  # to n: (1 - z) * grad
-            _sigmoid_backward(torch.mul(gr, diff[:, s], out=tmp[:, :rows]), z, grad_input=dk[..., 2 * H : 3 * H])
-            dpn = _tanh_backward(dnk, n, grad_input=dk[..., 3 * H :])
-            torch.mul(dpn, r, out=dk[..., :H])
-            _sigmoid_backward(torch.mul(dpn, ghn_all[:, s], out=tmp[:, :rows]), r, grad_input=dk[..., H : 2 * H])
+                gzk = _backward_gates(
+                    dh, d_out, step, rz_all[:, s], n_all[:, s], diff[:, s], ghn_all[:, s], dk, (grad, gz, dn, tmp)
+                )
             if fwd == rev:
                 torch.baddbmm(gzk, dk[..., : 3 * H], w_nrz, out=dh[:, :rows])  # (L, rows, H)
             else:
@@ -160,24 +163,50 @@ class BiGRURecurrence(torch.autograd.Function):
         d_w = d_all[..., : 3 * H].transpose(1, 2) @ h_prev  # (L, 3H, H), rows n, r, z
         d_w = torch.cat([d_w[:, H:], d_w[:, :H]], 1)  # rows r, z, n
         d_b = d_all[..., :H].sum(1)  # (L, H)
-        return d_all[..., H:], None, *d_w.unbind(), *d_b.unbind()
+        return d_all[..., H:], None, None, *d_w.unbind(), *d_b.unbind()
 
 
-def packed_bigru(gru: nn.GRU, packed: PackedSequence, embedding: torch.Tensor | None = None) -> torch.Tensor:
+def _backward_gates(dh, d_out, step, rz, n, diff, ghn, dk, buffers) -> torch.Tensor:
+    """The backward gate arithmetic of one step with torch operations (what gru_cells.c does in
+    one pass): fills dk, returns grad * z, the part that reaches the previous state directly."""
+    start, rows, fwd, rev = step
+    H = n.shape[-1]
+    grad, gz, dn, tmp = (b[:, :rows] for b in buffers)
+    if d_out is not None:
+        torch.add(dh[:, :rows], d_out[:, start : start + rows], out=grad)
+    else:
+        grad.copy_(dh[:, :rows])
+    if fwd != rev:  # rows that kept their state pass their gradient through untouched
+        grad[0::2, fwd:] = 0
+        grad[1::2, rev:] = 0
+    r, z = rz[..., :H], rz[..., H:]
+    torch.mul(grad, z, out=gz)  # to h directly
+    torch.sub(grad, gz, out=dn)  # to n: (1 - z) * grad
+    _sigmoid_backward(torch.mul(grad, diff, out=tmp), z, grad_input=dk[..., 2 * H : 3 * H])
+    dpn = _tanh_backward(dn, n, grad_input=dk[..., 3 * H :])
+    torch.mul(dpn, r, out=dk[..., :H])
+    _sigmoid_backward(torch.mul(dpn, ghn, out=tmp), r, grad_input=dk[..., H : 2 * H])
+    return gz
+
+
+def packed_bigru(
+    gru: nn.GRU, packed: PackedSequence, embedding: torch.Tensor | None = None, compiled: bool = True
+) -> torch.Tensor:
     """h_n of `gru` (bidirectional, batch_first or not) on `packed`: (layers * 2, batch, hidden),
     in the batch's original order, like nn.GRU's. Dropout between layers when `gru.training`.
 
     With `embedding` (vocab, input): `packed` holds character indices, and the first layer's input
     projection becomes a lookup in `embedding @ W_ih^T` (vocab rows, not one row per character):
     a third of the matmul work of a course-size training step, for the same numbers."""
-    return packed_bigrus([gru], [packed], None if embedding is None else [embedding])[0]
+    return packed_bigrus([gru], [packed], None if embedding is None else [embedding], compiled)[0]
 
 
-def packed_bigrus(grus, packs, embeddings=None) -> list[torch.Tensor]:
+def packed_bigrus(grus, packs, embeddings=None, compiled: bool = True) -> list[torch.Tensor]:
     """packed_bigru for several GRUs of one shape at once, each on its own PackedSequence of the
     same lengths (ensemble members: their own embeddings and dropout, the same names). Every step
     of all of them is one batched call per operation: the per-call cost is paid once, not once
-    per member. Returns each GRU's h_n."""
+    per member. Returns each GRU's h_n. `compiled`: the gate arithmetic from trainer/cells.py where
+    it builds (same results), else torch operations."""
     first = grus[0]
     for gru in grus:
         if not (gru.bidirectional and gru.bias and gru.mode == "GRU"):
@@ -185,6 +214,7 @@ def packed_bigrus(grus, packs, embeddings=None) -> list[torch.Tensor]:
     if any(not torch.equal(p.batch_sizes, packs[0].batch_sizes) for p in packs):
         raise ValueError("packed_bigrus needs sequences of the same lengths for every GRU")
     plan = step_plan(packs[0].batch_sizes.tolist())
+    lib = cells.load() if compiled and first.weight_hh_l0.dtype in cells.SUFFIX else None
     # (L, S, ...) step-major rows of each lane; L = 2 * len(grus), forward and reverse alternating
     rows = torch.stack([p.data.index_select(0, plan.gather[d]) for p in packs for d in (0, 1)])
     finals = []
@@ -204,7 +234,7 @@ def packed_bigrus(grus, packs, embeddings=None) -> list[torch.Tensor]:
             if layer > 0:  # a reverse lane's input is (reverse, forward) outputs: swap its weight's halves
                 w_ih[1::2] = [torch.cat(w.chunk(2, 1)[::-1], 1) for w in w_ih[1::2]]
             g = torch.baddbmm(bias, rows, torch.stack(w_ih).transpose(1, 2))  # (L, S, 3H)
-        out, h = BiGRURecurrence.apply(g, plan, *w_hh, *(b[2 * H :] for b in b_hh))  # (L, S, H), (L, batch, H)
+        out, h = BiGRURecurrence.apply(g, plan, lib, *w_hh, *(b[2 * H :] for b in b_hh))  # (L, S, H), (L, batch, H)
         finals.append(h)
         if layer + 1 < first.num_layers:
             out = dropout(out, first.dropout, first.training)  # one mask per output, as in nn.GRU

@@ -127,7 +127,10 @@ def train(mcfg: ModelConfig, cfg: TrainConfig, ds: Dataset, run_dir: Path, resum
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     model = NameGRU(mcfg).to(device)
-    model.use_cpu_kernel(cfg.gru_kernel == "auto")
+    model.use_cpu_kernel(cfg.gru_kernel != "torch", compiled=cfg.gru_kernel == "auto")
+    if device.type == "cpu":
+        gates = "compiled" if model.members[0].compiled_cells else "torch operations"
+        log.info("GRU: %s", "nn.GRU" if cfg.gru_kernel == "torch" else f"trainer.packed_gru, gate arithmetic: {gates}")
     train_data, val_data, test_data = (encode_split(s, ds.encoder, device) for s in (ds.train, ds.val, ds.test))
     gen = torch.Generator().manual_seed(cfg.seed)
     steps = len(bucketed_batches(train_data.lengths, cfg.batch_size, None))
