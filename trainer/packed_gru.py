@@ -217,7 +217,8 @@ def packed_bigrus(grus, packs, embeddings=None, compiled: bool = True) -> list[t
     if any(not torch.equal(p.batch_sizes, packs[0].batch_sizes) for p in packs):
         raise ValueError("packed_bigrus needs sequences of the same lengths for every GRU")
     plan = step_plan(packs[0].batch_sizes.tolist())
-    lib = cells.load() if compiled and first.weight_hh_l0.dtype in cells.SUFFIX else None
+    weight = first.weight_hh_l0
+    lib = cells.load() if compiled and weight.device.type == "cpu" and weight.dtype in cells.SUFFIX else None
     # (L, S, ...) step-major rows of each lane; L = 2 * len(grus), forward and reverse alternating
     rows = torch.stack([p.data.index_select(0, plan.gather[d]) for p in packs for d in (0, 1)])
     finals = []
