@@ -50,9 +50,7 @@ class TrainConfig:
     patience: int = 0  # stop after this many epochs without a better validation score; 0 = never
     seed: int = 0  # seeds split, init, batching and dropout
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
-    gru_kernel: str = (
-        "auto"  # CPU training: "auto" packed_gru (+ compiled gates if a C compiler), "ops" packed_gru, "torch" nn.GRU
-    )
+    gru_kernel: str = "auto"  # CPU training: packed_gru, gates compiled if possible ("auto") or not ("ops"); "torch"
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     max_train_rows: int = 0  # keep an evenly spaced subset of N training rows (smoke runs); 0 = all
     abstain_target: float = 0.9  # abstention threshold: answered validation names must be this accurate

@@ -40,7 +40,7 @@ class BiGRUClassifier(nn.Module):
         self.compiled_cells = False  # ... with its compiled gate arithmetic (trainer/cells.py)
 
     def uses_kernel(self, x: torch.Tensor) -> bool:
-        """Training on CPU goes through trainer.packed_gru; inference (nn.GRU is as fast there)
+        """Training on CPU goes through trainer.packed_gru; inference (nn.GRU is faster there)
         and CUDA (cuDNN) through nn.GRU."""
         return self.cpu_kernel and torch.is_grad_enabled() and x.device.type == "cpu"
 

@@ -145,7 +145,15 @@ class BiGRURecurrence(torch.autograd.Function):
         if d_h is not None:
             dh.copy_(d_h)
         d_out = d_out.contiguous() if d_out is not None and lib is not None else d_out
-        grad, gz, dn, tmp = (h_prev.new_empty(L, plan.batch, H) for _ in range(4))
+        gz = h_prev.new_empty(L, plan.batch, H)  # grad * z: reaches the previous state directly
+        buffers = None  # grad, gz, dn, tmp of the torch-operation gates
+        if lib is None:
+            buffers = (
+                h_prev.new_empty(L, plan.batch, H),
+                gz,
+                h_prev.new_empty(L, plan.batch, H),
+                h_prev.new_empty(L, plan.batch, H),
+            )
         for step in reversed(plan.steps):
             start, rows, fwd, rev = step
             s = slice(start, start + rows)
@@ -155,7 +163,7 @@ class BiGRURecurrence(torch.autograd.Function):
                 cells.backward_step(lib, dh, d_out, (rz_all, ghn_all, n_all, diff), d_all, gzk, step)
             else:
                 gzk = _backward_gates(
-                    dh, d_out, step, rz_all[:, s], n_all[:, s], diff[:, s], ghn_all[:, s], dk, (grad, gz, dn, tmp)
+                    dh, d_out, step, rz_all[:, s], n_all[:, s], diff[:, s], ghn_all[:, s], dk, buffers
                 )
             if fwd == rev:
                 torch.baddbmm(gzk, dk[..., : 3 * H], w_nrz, out=dh[:, :rows])  # (L, rows, H)
