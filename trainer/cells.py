@@ -67,14 +67,14 @@ def _args(*items) -> list:
 
 
 def forward_step(lib, g, gh, b_hn, h, saved, plan_step) -> None:
-    """saved: (h_prev, rz, ghn, n, diff, out), each (L, S, width), contiguous like g, gh, b_hn, h."""
+    """saved: (h_prev, rz, ghn, n, out), each (L, S, width), contiguous like g, gh, b_hn, h."""
     (start, rows, fwd, rev), (L, S, H3), batch = plan_step, g.shape, h.shape[1]
     fn = getattr(lib, f"gru_forward_step_{SUFFIX[g.dtype]}")
     fn(*_args(g, gh, b_hn, h, *saved, L, S, H3 // 3, batch, start, rows, fwd, rev))
 
 
 def backward_step(lib, dh, d_out, saved, d_all, gz, plan_step) -> None:
-    """saved: (rz, ghn, n, diff); d_out may be None."""
+    """saved: (rz, ghn, n, h_prev); d_out may be None."""
     (start, rows, fwd, rev), (L, S, H4), batch = plan_step, d_all.shape, dh.shape[1]
     fn = getattr(lib, f"gru_backward_step_{SUFFIX[dh.dtype]}")
     d_out_ptr = ctypes.c_void_p(d_out.data_ptr()) if d_out is not None else ctypes.c_void_p(None)

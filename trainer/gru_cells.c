@@ -22,9 +22,9 @@ typedef float real;
 #endif
 
 /* gh: (L, rows, 3H) = h W_hh^T of this step; h: (L, batch, H) state, updated in place.
- * Writes the step's rows of h_prev, rz (2H: r, z), ghn (h W_hn^T + b_hn), n, diff (h - n), out. */
+ * Writes the step's rows of h_prev, rz (2H: r, z), ghn (h W_hn^T + b_hn), n and out. */
 void NAME(gru_forward_step)(const real *g, const real *gh, const real *b_hn, real *h, real *h_prev,
-                            real *rz, real *ghn, real *n_all, real *diff, real *out, long L, long S,
+                            real *rz, real *ghn, real *n_all, real *out, long L, long S,
                             long H, long batch, long start, long rows, long fwd, long rev) {
 #pragma omp parallel for collapse(2) schedule(static)
     for (long l = 0; l < L; l++) {
@@ -34,7 +34,7 @@ void NAME(gru_forward_step)(const real *g, const real *gh, const real *b_hn, rea
             const long o = l * S + start + i;
             const real *gi = g + o * 3 * H, *ghi = gh + (l * rows + i) * 3 * H;
             real *hi = h + (l * batch + i) * H, *hpi = h_prev + o * H, *rzi = rz + o * 2 * H;
-            real *gni = ghn + o * H, *ni = n_all + o * H, *di = diff + o * H, *oi = out + o * H;
+            real *gni = ghn + o * H, *ni = n_all + o * H, *oi = out + o * H;
             const int keep = i >= count;
 #pragma omp simd
             for (long j = 0; j < H; j++) {
@@ -43,9 +43,8 @@ void NAME(gru_forward_step)(const real *g, const real *gh, const real *b_hn, rea
                 const real z = 1 / (1 + EXP(-(gi[H + j] + ghi[H + j])));
                 const real gn = ghi[2 * H + j] + b[j];
                 const real n = TANH(gi[2 * H + j] + r * gn);
-                const real d = hp - n;
-                const real nw = n + z * d;
-                hpi[j] = hp, rzi[j] = r, rzi[H + j] = z, gni[j] = gn, ni[j] = n, di[j] = d, oi[j] = nw;
+                const real nw = n + z * (hp - n);
+                hpi[j] = hp, rzi[j] = r, rzi[H + j] = z, gni[j] = gn, ni[j] = n, oi[j] = nw;
                 hi[j] = keep ? hp : nw;
             }
         }
@@ -56,7 +55,7 @@ void NAME(gru_forward_step)(const real *g, const real *gh, const real *b_hn, rea
  * of d_all, (4H: r * d_n | d_r | d_z | d_n, pre-activation), and gz: (L, rows, H) = grad * z, the
  * part of the gradient that reaches the previous state directly. */
 void NAME(gru_backward_step)(const real *dh, const real *d_out, const real *rz, const real *ghn,
-                             const real *n_all, const real *diff, real *d_all, real *gz, long L,
+                             const real *n_all, const real *h_prev, real *d_all, real *gz, long L,
                              long S, long H, long batch, long start, long rows, long fwd, long rev) {
 #pragma omp parallel for collapse(2) schedule(static)
     for (long l = 0; l < L; l++) {
@@ -64,7 +63,7 @@ void NAME(gru_backward_step)(const real *dh, const real *d_out, const real *rz, 
             const long count = (l % 2 == 0) ? fwd : rev;
             const long o = l * S + start + i;
             const real *dhi = dh + (l * batch + i) * H, *doi = d_out ? d_out + o * H : NULL;
-            const real *rzi = rz + o * 2 * H, *gni = ghn + o * H, *ni = n_all + o * H, *di = diff + o * H;
+            const real *rzi = rz + o * 2 * H, *gni = ghn + o * H, *ni = n_all + o * H, *hpi = h_prev + o * H;
             real *dk = d_all + o * 4 * H, *gzi = gz + (l * rows + i) * H;
             const real on = i < count ? 1 : 0;  /* kept rows pass their gradient on untouched */
 #pragma omp simd
@@ -75,7 +74,7 @@ void NAME(gru_backward_step)(const real *dh, const real *d_out, const real *rz, 
                 const real dpn = (gr - gzv) * (1 - n * n);
                 dk[j] = dpn * r;
                 dk[H + j] = dpn * gni[j] * r * (1 - r);
-                dk[2 * H + j] = gr * di[j] * z * (1 - z);
+                dk[2 * H + j] = gr * (hpi[j] - n) * z * (1 - z);
                 dk[3 * H + j] = dpn;
                 gzi[j] = gzv;
             }

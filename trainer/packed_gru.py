@@ -103,8 +103,8 @@ class BiGRURecurrence(torch.autograd.Function):
         g = g.contiguous()
         w_t = torch.stack(weights[:L]).transpose(1, 2)  # (L, H, 3H)
         b_hn = torch.stack(weights[L:]).unsqueeze(1)  # (L, 1, H)
-        h_prev, diff, rz_all, n_all, ghn_all, out = (g.new_empty(L, S, w) for w in (H, H, 2 * H, H, H, H))
-        h = g.new_zeros(L, plan.batch, H)
+        h_prev, rz_all, n_all, ghn_all, out = (g.new_empty(L, S, w) for w in (H, 2 * H, H, H, H))
+        h, diff = g.new_zeros(L, plan.batch, H), g.new_empty(L, plan.batch, H)  # diff: h - n of a step
         scratch = g.new_empty(L * plan.batch * 3 * H)  # each step's matmul output, contiguous
         for step in plan.steps:
             start, rows, fwd, rev = step
@@ -112,27 +112,27 @@ class BiGRURecurrence(torch.autograd.Function):
             hp = h[:, :rows]  # (L, rows, H)
             gh = torch.bmm(hp, w_t, out=scratch[: L * rows * 3 * H].view(L, rows, 3 * H))  # all gates: one matmul
             if lib is not None:  # the rest of the step in one compiled pass (trainer/gru_cells.c)
-                cells.forward_step(lib, g, gh, b_hn, h, (h_prev, rz_all, ghn_all, n_all, diff, out), step)
+                cells.forward_step(lib, g, gh, b_hn, h, (h_prev, rz_all, ghn_all, n_all, out), step)
                 continue
             h_prev[:, s] = hp
             rz = torch.add(g[:, s, : 2 * H], gh[..., : 2 * H], out=rz_all[:, s]).sigmoid_()  # (L, rows, 2H)
             ghn = torch.add(gh[..., 2 * H :], b_hn, out=ghn_all[:, s])  # (L, rows, H)
             n = torch.addcmul(g[:, s, 2 * H :], rz[..., :H], ghn, out=n_all[:, s]).tanh_()
-            d = torch.sub(hp, n, out=diff[:, s])
+            d = torch.sub(hp, n, out=diff[:, :rows])
             new = torch.addcmul(n, rz[..., H:], d, out=out[:, s])  # h' = n + z * (h - n)
             if fwd == rev:
                 h[:, :rows] = new
             else:  # rows past a direction's count keep their state (finished, or not started)
                 h[0::2, :fwd] = new[0::2, :fwd]
                 h[1::2, :rev] = new[1::2, :rev]
-        ctx.save_for_backward(w_t, h_prev, diff, rz_all, n_all, ghn_all)
+        ctx.save_for_backward(w_t, h_prev, rz_all, n_all, ghn_all)
         ctx.plan, ctx.lib = plan, lib
         ctx.set_materialize_grads(False)
         return out, h
 
     @staticmethod
     def backward(ctx, d_out, d_h):
-        w_t, h_prev, diff, rz_all, n_all, ghn_all = ctx.saved_tensors
+        w_t, h_prev, rz_all, n_all, ghn_all = ctx.saved_tensors
         plan, lib = ctx.plan, ctx.lib
         L, S, H = h_prev.shape
         # Columns of d_all: (n-gate matmul part r * d_n, r, z, n). The first three are the gradient
@@ -160,10 +160,10 @@ class BiGRURecurrence(torch.autograd.Function):
             dk = d_all[:, s]
             if lib is not None:
                 gzk = gz.view(-1)[: L * rows * H].view(L, rows, H)
-                cells.backward_step(lib, dh, d_out, (rz_all, ghn_all, n_all, diff), d_all, gzk, step)
+                cells.backward_step(lib, dh, d_out, (rz_all, ghn_all, n_all, h_prev), d_all, gzk, step)
             else:
                 gzk = _backward_gates(
-                    dh, d_out, step, rz_all[:, s], n_all[:, s], diff[:, s], ghn_all[:, s], dk, buffers
+                    dh, d_out, step, rz_all[:, s], n_all[:, s], h_prev[:, s], ghn_all[:, s], dk, buffers
                 )
             if fwd == rev:
                 torch.baddbmm(gzk, dk[..., : 3 * H], w_nrz, out=dh[:, :rows])  # (L, rows, H)
@@ -177,7 +177,7 @@ class BiGRURecurrence(torch.autograd.Function):
         return d_all[..., H:], None, None, *d_w.unbind(), *d_b.unbind()
 
 
-def _backward_gates(dh, d_out, step, rz, n, diff, ghn, dk, buffers) -> torch.Tensor:
+def _backward_gates(dh, d_out, step, rz, n, h_prev, ghn, dk, buffers) -> torch.Tensor:
     """The backward gate arithmetic of one step with torch operations (what gru_cells.c does in
     one pass): fills dk, returns grad * z, the part that reaches the previous state directly."""
     start, rows, fwd, rev = step
@@ -193,7 +193,9 @@ def _backward_gates(dh, d_out, step, rz, n, diff, ghn, dk, buffers) -> torch.Ten
     r, z = rz[..., :H], rz[..., H:]
     torch.mul(grad, z, out=gz)  # to h directly
     torch.sub(grad, gz, out=dn)  # to n: (1 - z) * grad
-    _sigmoid_backward(torch.mul(grad, diff, out=tmp), z, grad_input=dk[..., 2 * H : 3 * H])
+    _sigmoid_backward(
+        torch.sub(h_prev, n, out=tmp).mul_(grad), z, grad_input=dk[..., 2 * H : 3 * H]
+    )  # z: (h - n) * grad
     dpn = _tanh_backward(dn, n, grad_input=dk[..., 3 * H :])
     torch.mul(dpn, r, out=dk[..., :H])
     _sigmoid_backward(torch.mul(dpn, ghn, out=tmp), r, grad_input=dk[..., H : 2 * H])
