@@ -73,3 +73,11 @@ def tiny_run(small_data_dir, tmp_path_factory) -> Path:
 
 
 pytest_plugins = ["hub_support"]  # the Hub tests' fixtures: fake Hub, request recorder, run folders
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_run):
+    """A Predictor of the tiny run, shared by a test module."""
+    from trainer.predict import Predictor
+
+    return Predictor.from_dir(tiny_run)

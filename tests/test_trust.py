@@ -11,7 +11,6 @@ from test_evidence import train_rows
 
 from trainer import evaluate as E
 from trainer.encoding import UNK, InvalidNameError, normalize_name, pad_batch
-from trainer.predict import Predictor
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: torch on one thread
 
@@ -188,11 +187,6 @@ def test_classification_metrics_hand_computed():
 
 
 # --- explanation ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def predictor(tiny_run) -> Predictor:
-    return Predictor.from_dir(tiny_run)
 
 
 @pytest.mark.parametrize("raw", ["Müller", "De la Fuente", "O'Brien", "Nakamura", "x"])
