@@ -19,8 +19,7 @@ def predict_member_logits(model: torch.nn.Module, data: Encoded, batch_size: int
     4,096 (course preset), 1.24 s against 1.64 s (default preset)."""
     was_training = model.training
     model.eval()
-    names, inverse = torch.unique(data.x, dim=0, return_inverse=True)  # (distinct, max_len), (n,)
-    lengths = torch.zeros(len(names), dtype=data.lengths.dtype).scatter_(0, inverse.cpu(), data.lengths)
+    names, inverse, lengths = data.distinct  # (distinct, max_len), (n,), (distinct,)
     order = torch.argsort(lengths, descending=True, stable=True)
     out = torch.empty(len(model.members), len(names), model.config.num_classes)
     for idx in order.split(batch_size):
@@ -28,7 +27,7 @@ def predict_member_logits(model: torch.nn.Module, data: Encoded, batch_size: int
         x = names[idx.to(names.device), : int(batch_lengths.max())]
         out[:, idx] = model.member_logits(x, batch_lengths, sorted_desc=True).float().cpu()
     model.train(was_training)
-    return out[:, inverse.cpu()]
+    return out[:, inverse]
 
 
 def predict_logits(model: torch.nn.Module, data: Encoded, temperature: float = 1.0) -> torch.Tensor:
