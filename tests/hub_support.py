@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from fake_hub import FakeHub
 
-from trainer.hub import push_run
+from trainer.push import XET_RETRIES, push_run
 
 ROOT = Path(__file__).resolve().parent.parent
 REPO = "tester/name-origin"
@@ -58,6 +58,8 @@ def hub(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_TOKEN", fake.token)
     monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    for name in XET_RETRIES:  # push_run sets them when unset; undone after the test
+        monkeypatch.delenv(name, raising=False)
     yield fake
     fake.stop()
 

@@ -23,7 +23,8 @@ from hub_support import (
     probs_of,
 )
 
-from trainer.hub import HubError, load_served_model, push_run
+from trainer.hub import HubError, load_served_model
+from trainer.push import push_run
 
 
 @pytest.mark.slow  # two real processes

@@ -20,7 +20,8 @@ from hub_support import (
 )
 
 from trainer.cli import main as cli_main
-from trainer.hub import HubError, push_run, run_files
+from trainer.hub import HubError
+from trainer.push import push_run, run_files
 
 # -- push -------------------------------------------------------------------------------------------
 

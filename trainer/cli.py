@@ -59,7 +59,8 @@ def build_configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
 
 
 def run_push(run_dir: Path, args) -> int:
-    from trainer.hub import HubError, push_run
+    from trainer.hub import HubError
+    from trainer.push import push_run
 
     if not args.repo_id:
         log.error("--repo-id OWNER/NAME is required to push.")
