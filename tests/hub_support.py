@@ -41,25 +41,31 @@ print(json.dumps({
 # -- fixtures -----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    """A started fake Hub; huggingface_hub in this process points at it, with a fresh cache and
-    token path, xet off (classic LFS uploads) and HF_TOKEN set to the Hub's token."""
+def use_fake_hub(monkeypatch, fake: FakeHub, home: Path, xet: bool) -> None:
+    """Point huggingface_hub in this process at `fake`: a fresh cache and token path under `home`,
+    HF_TOKEN set to the Hub's token, xet on or off (off: classic LFS uploads), hf_xet's own retry
+    settings (push_run sets its own where unset; undone after the test)."""
     from huggingface_hub import constants
 
-    fake = FakeHub().start()
-    home = tmp_path / "hf_home"
     monkeypatch.setattr(constants, "ENDPOINT", fake.url)
     monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", fake.url + "/{repo_id}/resolve/{revision}/{filename}")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
     monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"))
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", not xet)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "0" if xet else "1")
     monkeypatch.setenv("HF_TOKEN", fake.token)
     monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
-    for name in XET_RETRIES:  # push_run sets them when unset; undone after the test
+    for name in (*XET_RETRIES, "HF_XET_CLIENT_RETRY_MAX_DURATION"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """A started fake Hub that huggingface_hub in this process points at, xet off."""
+    fake = FakeHub().start()
+    use_fake_hub(monkeypatch, fake, tmp_path / "hf_home", xet=False)
     yield fake
     fake.stop()
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 from fake_xet import FakeCas, XetHub
-from hub_support import REPO, closed_port, tree_state
+from hub_support import REPO, closed_port, tree_state, use_fake_hub
 
 from trainer.hub import HubError
 from trainer.push import XET_RETRIES, push_run
@@ -24,25 +24,13 @@ BINARY = (".safetensors", ".png")  # what the fake Hub's preupload sends to LFS,
 def xet_hub(tmp_path, monkeypatch):
     """A started fake Hub + fake CAS; huggingface_hub points at the Hub with xet ON, HF_TOKEN set to
     the Hub's token, and a fresh hf_xet session and cache (no chunk of another test to dedup against)."""
-    from huggingface_hub import constants
     from huggingface_hub.utils import _xet
 
     cas = FakeCas().start()
     hub = XetHub(cas).start()
     home = tmp_path / "hf_home"
-    monkeypatch.setattr(constants, "ENDPOINT", hub.url)
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
-    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"))
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setenv("HF_HUB_DISABLE_XET", "0")
+    use_fake_hub(monkeypatch, hub, home, xet=True)
     monkeypatch.setenv("HF_XET_CACHE", str(home / "xet"))
-    monkeypatch.setenv("HF_TOKEN", hub.token)
-    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
-    for name in (*XET_RETRIES, "HF_XET_CLIENT_RETRY_MAX_DURATION"):  # hf_xet's defaults, unless push_run's
-        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(_xet, "_GLOBAL_XET_HOLDER", _xet.XetSessionHolder())  # created at first use, after the env
     yield hub
     hub.stop()
