@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from fake_hub import FakeHub
 
-from trainer.push import XET_RETRIES, push_run
+from trainer.hub import XET_RETRIES
+from trainer.push import push_run
 
 ROOT = Path(__file__).resolve().parent.parent
 REPO = "tester/name-origin"

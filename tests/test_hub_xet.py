@@ -14,8 +14,8 @@ import pytest
 from fake_xet import FakeCas, XetHub
 from hub_support import REPO, closed_port, tree_state, use_fake_hub
 
-from trainer.hub import HubError
-from trainer.push import XET_RETRIES, push_run
+from trainer.hub import XET_RETRIES, HubError
+from trainer.push import push_run
 
 BINARY = (".safetensors", ".png")  # what the fake Hub's preupload sends to LFS, hence to Xet
 

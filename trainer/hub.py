@@ -12,6 +12,7 @@ file (an interrupted download is fetched again).
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -33,10 +34,31 @@ REQUIRED = ("config.json", "model.safetensors")  # what Predictor.from_dir canno
 FIGURES = ("accuracy_curve.png", "reliability.png", "confusion.png", "coverage.png")  # shown on the Model tab
 SERVED = (*REQUIRED, "evidence.safetensors", "metrics.json", *FIGURES)  # what the app downloads
 COMMIT_ID = re.compile(r"[0-9a-f]{40}")
+# hf_xet's defaults (5 attempts, 3 s base delay) make a failing Xet store cost 6-8 minutes before an
+# error, uploads and downloads alike; these make it a few seconds. Values the user set win.
+XET_RETRIES = {"HF_XET_CLIENT_RETRY_MAX_ATTEMPTS": "3", "HF_XET_CLIENT_RETRY_BASE_DELAY": "1s"}
+XET_ROUTE = re.compile(r"/v\d+/(?:chunks|xorbs|xorb-grants|shards|reconstructions)/|CAS Client Error")
 
 
 class HubError(RuntimeError):
     """A Hub operation failed; the message is one clear sentence plus the retry command."""
+
+
+def bound_xet_retries() -> None:
+    """XET_RETRIES where unset: hf_xet reads them when its session starts (the first transfer)."""
+    for name, value in XET_RETRIES.items():
+        os.environ.setdefault(name, value)
+
+
+def xet_failure(e: BaseException) -> str | None:
+    """ "the Hub's Xet storage at URL answered HTTP N / could not be reached" for hf_xet's errors
+    (ConnectionError on upload, RuntimeError on download, naming the store's URL); else None."""
+    text = str(e)
+    if not isinstance(e, (OSError, RuntimeError)) or not XET_ROUTE.search(text):
+        return None
+    url, status = re.search(r"(https?://[^\s/)]+)", text), re.search(r"\((\d{3}) [A-Za-z]", text)
+    where = f" at {url.group(1)}" if url else ""
+    return f"the Hub's Xet storage{where} " + (f"answered HTTP {status.group(1)}" if status else "could not be reached")
 
 
 def short(e: BaseException) -> str:
@@ -78,6 +100,7 @@ def load_served_model(
         if loaded:
             return loaded
     if repo_id:
+        bound_xet_retries()  # else a failing Xet store keeps the download thread retrying for minutes
         label = f"hub {repo_id}@{revision or 'main'}"
         snapshot = hub_snapshot(repo_id, revision or None, (timeout, download_deadline), notes, label)
         if snapshot is not None:
@@ -128,8 +151,9 @@ def hub_snapshot(repo_id: str, revision: str | None, limits: tuple[float, float]
             return cached_snapshot(repo_id, revision)
         try:
             return within(deadline, download_served, repo_id, revision, info, timeout)
-        except (TimeoutError, httpx2.TransportError, LocalEntryNotFoundError) as e:  # reachable, then failed
-            add_note(notes, f"{label}: the download failed ({short(e)}); trying the local cache")
+        # reachable, then failed; hf_xet raises ConnectionError / RuntimeError for a failing Xet store
+        except (TimeoutError, httpx2.TransportError, ConnectionError, RuntimeError, LocalEntryNotFoundError) as e:
+            add_note(notes, f"{label}: the download failed ({xet_failure(e) or short(e)}); trying the local cache")
             return cached_snapshot(repo_id, revision)
     except Exception as e:  # noqa: BLE001 - any failure means: fall back to the next source
         add_note(notes, f"{label} skipped: {hub_reason(e, revision)}")

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import re
 import shlex
 from pathlib import Path
 
@@ -21,16 +19,12 @@ import httpx2
 from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-from trainer.hub import REQUIRED, HubError, short
+from trainer.hub import REQUIRED, HubError, bound_xet_retries, short, xet_failure
 
 log = logging.getLogger(__name__)
 
 SKIPPED_DIRS = ("resume", "__pycache__")
 TEMP_SUFFIXES = (".tmp", ".temp", ".incomplete", ".lock", ".part", ".swp", "~")
-# hf_xet's defaults (5 attempts, 3 s base delay) make a push to a failing Xet store take 6-8 minutes
-# before it gives up; these make it 3-5 s. Values the user sets win.
-XET_RETRIES = {"HF_XET_CLIENT_RETRY_MAX_ATTEMPTS": "3", "HF_XET_CLIENT_RETRY_BASE_DELAY": "1s"}
-XET_ROUTE = re.compile(r"(https?://[^\s/)]+)/v\d+/(?:chunks|xorbs|xorb-grants|shards)")
 
 
 class PushedCommit(CommitInfo):
@@ -77,8 +71,7 @@ def push_run(
     if not token:
         raise HubError(f"No Hugging Face token found: set HF_TOKEN or run `hf auth login`. Retry with: {retry}")
     files = run_files(run_dir)
-    for name, value in XET_RETRIES.items():  # read by hf_xet when its session starts (first upload)
-        os.environ.setdefault(name, value)
+    bound_xet_retries()  # a failing Xet store: a HubError in 4-5 s, not 6-8 minutes
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
@@ -110,10 +103,7 @@ def push_failure(e: Exception, repo_id: str, endpoint: str) -> str:
         return f"the Hub answered HTTP {status}."
     if isinstance(e, httpx2.TransportError):
         return f"the Hub at {endpoint} could not be reached ({type(e).__name__})."
-    xet = XET_ROUTE.search(str(e)) if isinstance(e, OSError) else None
-    if xet:  # hf_xet's errors: ConnectionError (PermissionError, FileNotFoundError) naming the store's URL
-        status = re.search(r"\((\d{3})[^)]*\)", str(e))
-        why = f"answered HTTP {status.group(1)}" if status else "could not be reached"
-        store = f"the Hub's Xet storage at {xet.group(1)}"
-        return f"{store} {why}; retry later, or push over plain LFS with HF_HUB_DISABLE_XET=1."
+    xet = xet_failure(e)
+    if xet:
+        return f"{xet}; retry later, or push over plain LFS with HF_HUB_DISABLE_XET=1."
     return f"{short(e)}."
