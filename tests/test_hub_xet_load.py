@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import time
 
 import pytest
 from fake_xet import FakeCas, XetHub
 from hub_support import REPO, closed_port, probs_of, use_fake_hub
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from trainer.hub import SERVED, load_served_model
 from trainer.predict import Predictor
@@ -94,6 +97,34 @@ def test_second_start_serves_the_cache_without_asking_the_cas(xet_pushed, tiny_r
     assert probs_of(predictor) == probs_of(first)
     assert cas.requests[seen_cas:] == []  # every file was cached: no reconstruction, no xorb range
     assert [r.path for r in hub.requests[seen_hub:] if "xet-" in r.path or r.role == "cdn"] == []
+
+
+def test_failed_download_of_a_new_head_keeps_the_last_complete_commit(xet_pushed, tiny_run, tmp_path, monkeypatch):
+    """huggingface_hub moves refs/main to the new commit before it downloads a file; a failed download
+    must not leave the cache pointing at an incomplete snapshot (else: the bundled model, now and at
+    every later offline start)."""
+    from huggingface_hub import constants
+
+    hub, cas = xet_pushed, xet_pushed.cas
+    first = load_served_model(None, REPO, "main", tmp_path / "no-bundle", download_deadline=30)[1].revision
+    changed = tmp_path / "run2"
+    shutil.copytree(tiny_run, changed)
+    weights = changed / "model.safetensors"  # the same weights in new bytes: a new Xet file to download
+    with safe_open(weights, "pt") as f:
+        metadata = f.metadata() or {}
+    save_file(load_file(weights), weights, {**metadata, "note": "second run"})
+    head = push_run(changed, REPO, commit_message="second run").oid
+    cas.fail, cas.fail_match = 500, "^/v./reconstructions/"
+
+    predictor, resolved = load_served_model(None, REPO, "main", tiny_run, download_deadline=30)
+
+    assert head == hub.head(REPO).oid != first and (resolved.source, resolved.revision) == ("hub", first)
+    assert probs_of(predictor) == probs_of(Predictor.from_dir(tiny_run))
+    assert resolved.notes[-1] == f"hub {REPO}@main: serving commit {first}, the last one completely in the local cache"
+    assert "Xet storage" in resolved.notes[0]
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # a later start without the Hub: same commit
+    offline = load_served_model(None, REPO, "main", tiny_run)[1]
+    assert (offline.source, offline.revision) == ("hub", first)
 
 
 CAS_FAILURES = {  # case: (status, regex of the paths) of the failing CAS requests; None: the CAS is down

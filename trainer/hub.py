@@ -11,6 +11,7 @@ file (an interrupted download is fetched again).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -149,12 +150,16 @@ def hub_snapshot(repo_id: str, revision: str | None, limits: tuple[float, float]
         info = hub_info(repo_id, revision, timeout, label, notes)
         if info is None:
             return cached_snapshot(repo_id, revision)
+        previous = None  # what a branch or tag resolved to in the cache before this download
+        if not (revision and COMMIT_ID.fullmatch(revision)):
+            with contextlib.suppress(LocalEntryNotFoundError):
+                previous = cached_snapshot(repo_id, revision)
         try:
             return within(deadline, download_served, repo_id, revision, info, timeout)
         # reachable, then failed; hf_xet raises ConnectionError / RuntimeError for a failing Xet store
         except (TimeoutError, httpx2.TransportError, ConnectionError, RuntimeError, LocalEntryNotFoundError) as e:
             add_note(notes, f"{label}: the download failed ({xet_failure(e) or short(e)}); trying the local cache")
-            return cached_snapshot(repo_id, revision)
+            return cached_or_previous(repo_id, revision, previous, notes, label)
     except Exception as e:  # noqa: BLE001 - any failure means: fall back to the next source
         add_note(notes, f"{label} skipped: {hub_reason(e, revision)}")
         return None
@@ -224,6 +229,23 @@ def cached_snapshot(repo_id: str, revision: str | None) -> Path:
     if missing:
         raise LocalEntryNotFoundError(f"the cached snapshot {path} lacks {', '.join(missing)}")
     return path
+
+
+def cached_or_previous(repo_id: str, revision: str | None, previous: Path | None, notes: list[str], label: str):
+    """After a failed download: the cached snapshot of revision, else `previous`, the complete
+    snapshot the branch had in the cache before. huggingface_hub moves refs/<branch> to the new
+    commit before it downloads, so without this a failed download of a new head would leave the
+    cache pointing at an incomplete snapshot, now and at every later offline start; the ref is
+    moved back to `previous`, which the next successful download moves on."""
+    try:
+        return cached_snapshot(repo_id, revision)
+    except LocalEntryNotFoundError:
+        if previous is None:
+            raise
+    ref = previous.parent.parent / "refs" / (revision or "main")  # <repo folder>/snapshots/<commit>
+    ref.write_text(previous.name)
+    add_note(notes, f"{label}: serving commit {previous.name}, the last one completely in the local cache")
+    return previous
 
 
 def hub_reason(e: Exception, revision: str | None) -> str:
