@@ -52,8 +52,8 @@ def bound_xet_retries() -> None:
 
 
 def xet_failure(e: BaseException) -> str | None:
-    """ "the Hub's Xet storage at URL answered HTTP N / could not be reached" for hf_xet's errors
-    (ConnectionError on upload, RuntimeError on download, naming the store's URL); else None."""
+    """Why hf_xet failed, as "the Hub's Xet storage at URL answered HTTP N / could not be reached"
+    (its errors, ConnectionError on upload and RuntimeError on download, name the store's URL); else None."""
     text = str(e)
     if not isinstance(e, (OSError, RuntimeError)) or not XET_ROUTE.search(text):
         return None
@@ -138,11 +138,12 @@ def hub_snapshot(repo_id: str, revision: str | None, limits: tuple[float, float]
     """The local snapshot folder of repo_id@revision (downloaded or cached), or None with a note.
     limits: (seconds for the info call, seconds for the whole download)."""
     timeout, deadline = limits
+    pinned = bool(revision and COMMIT_ID.fullmatch(revision))  # a commit id, not a branch or tag
     try:
         if constants.is_offline_mode():
             log.info("%s: HF_HUB_OFFLINE is set, using the local cache only", label)
             return cached_snapshot(repo_id, revision)
-        if revision and COMMIT_ID.fullmatch(revision):  # a commit never changes: a complete cache is enough
+        if pinned:  # a commit never changes: a complete cache is enough
             try:
                 return cached_snapshot(repo_id, revision)
             except LocalEntryNotFoundError:  # not cached, or only partly: download what is missing
@@ -151,7 +152,7 @@ def hub_snapshot(repo_id: str, revision: str | None, limits: tuple[float, float]
         if info is None:
             return cached_snapshot(repo_id, revision)
         previous = None  # what a branch or tag resolved to in the cache before this download
-        if not (revision and COMMIT_ID.fullmatch(revision)):
+        if not pinned:
             with contextlib.suppress(LocalEntryNotFoundError):
                 previous = cached_snapshot(repo_id, revision)
         try:
