@@ -19,10 +19,10 @@ import gradio as gr
 import pandas as pd
 import torch
 
-from trainer.encoding import InvalidNameError
-from trainer.hub import HubError, ResolvedModel, load_served_model
-from trainer.predict import Predictor
-from trainer.serving import (
+from name_origin.encoding import InvalidNameError
+from name_origin.hub import HubError, ResolvedModel, load_served_model
+from name_origin.predict import Predictor
+from name_origin.views import (
     GENERIC_ERROR,
     analyse,
     pct,

@@ -36,8 +36,8 @@ import torch  # noqa: E402
 from gradio_client import Client  # noqa: E402
 
 import app  # noqa: E402
-from trainer import serving  # noqa: E402
-from trainer.predict import Predictor  # noqa: E402
+from name_origin import views as serving  # noqa: E402
+from name_origin.predict import Predictor  # noqa: E402
 
 DATA_DIRS = [os.environ.get("NAME_ORIGIN_DATA", ""), ROOT / "data", ROOT.parent / "shared" / "data"]
 

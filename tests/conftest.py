@@ -78,6 +78,6 @@ pytest_plugins = ["hub_support"]  # the Hub tests' fixtures: fake Hub, request r
 @pytest.fixture(scope="module")
 def predictor(tiny_run):
     """A Predictor of the tiny run, shared by a test module."""
-    from trainer.predict import Predictor
+    from name_origin.predict import Predictor
 
     return Predictor.from_dir(tiny_run)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from fake_hub import FakeHub
 
-from trainer.hub import XET_RETRIES
+from name_origin.hub import XET_RETRIES
 from trainer.push import push_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +29,7 @@ ARTIFACTS = {  # at least these (report.py may add more)
 LOAD_SCRIPT = """
 import hashlib, json, sys
 from pathlib import Path
-from trainer.hub import load_served_model
+from name_origin.hub import load_served_model
 predictor, resolved = load_served_model(None, sys.argv[1], sys.argv[2], Path(sys.argv[3]))
 print(json.dumps({
     "source": resolved.source, "revision": resolved.revision, "notes": resolved.notes,

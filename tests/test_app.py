@@ -13,10 +13,10 @@ import pytest
 from conftest import read_csv_gz
 
 import app
-from trainer import serving
-from trainer.encoding import normalize_name
-from trainer.hub import ResolvedModel
-from trainer.predict import Predictor
+from name_origin import views as serving
+from name_origin.encoding import normalize_name
+from name_origin.hub import ResolvedModel
+from name_origin.predict import Predictor
 
 ROOT = Path(__file__).resolve().parent.parent
 # The language each example stands for: together they must cover every class.

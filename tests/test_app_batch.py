@@ -10,9 +10,9 @@ import gradio as gr
 import pytest
 
 import app
-from trainer import serving
-from trainer.encoding import InvalidNameError
-from trainer.predict import MAX_BATCH
+from name_origin import views as serving
+from name_origin.encoding import InvalidNameError
+from name_origin.predict import MAX_BATCH
 
 
 def test_api_predict_json(predictor):

@@ -50,7 +50,7 @@ def submit(page, name: str) -> None:
 
 
 def test_type_submit_and_see_bars(page, tiny_run, tmp_path):
-    from trainer.predict import Predictor
+    from name_origin.predict import Predictor
 
     labels = Predictor.from_dir(tiny_run).labels
     submit(page, "Nakamura")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from trainer.encoding import MAX_NAME_CHARS, PAD, UNK, CharEncoder, InvalidNameError, normalize_name, pad_batch
+from name_origin.encoding import MAX_NAME_CHARS, PAD, UNK, CharEncoder, InvalidNameError, normalize_name, pad_batch
 
 # The training alphabet of the real data: space, apostrophe, comma and the 26 lower-case letters.
 ALPHABET = " ',abcdefghijklmnopqrstuvwxyz"

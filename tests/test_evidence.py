@@ -5,8 +5,9 @@ from collections import Counter
 
 from conftest import read_csv_gz
 
-from trainer.encoding import normalize_name
-from trainer.evidence import EVIDENCE_NAME, Evidence, build, name_hash, save
+from name_origin.encoding import normalize_name
+from name_origin.evidence import EVIDENCE_NAME, FORMAT, Evidence, build, name_hash
+from trainer.checkpoint import atomic_save_tensors
 
 NAMES = ["muller", "muller", "muller", "muller", "smith", "smith", "nakamura"]
 LABELS = [6, 6, 3, 6, 4, 4, 10]
@@ -26,7 +27,7 @@ def test_evidence_lookup_counts():
 def test_evidence_file_round_trip_holds_no_names(tmp_path):
     names = ["zwieback", "zwieback", "quackenbush", "oyelaranwa"]
     path = tmp_path / EVIDENCE_NAME
-    save(path, names, [1, 2, 1, 0])
+    atomic_save_tensors(path, build(names, [1, 2, 1, 0]), metadata=FORMAT)
     ev = Evidence.load(path)
     assert ev.lookup("zwieback") == {1: 1, 2: 1} and ev.lookup("oyelaranwa") == {0: 1}
     blob = path.read_bytes()

@@ -23,13 +23,13 @@ from hub_support import (
     probs_of,
 )
 
-from trainer.hub import HubError, load_served_model
+from name_origin.hub import HubError, load_served_model
 from trainer.push import push_run
 
 
 @pytest.mark.slow  # two real processes
 def test_round_trip_fresh_process_by_commit_id_then_offline(hub, tiny_run, pushed, tmp_path):
-    from trainer.predict import Predictor
+    from name_origin.predict import Predictor
 
     expected = probs_of(Predictor.from_dir(tiny_run))
     bundled = tmp_path / "no-bundled-model"  # so only the Hub can satisfy the load

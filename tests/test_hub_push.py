@@ -19,8 +19,8 @@ from hub_support import (
     tree_state,
 )
 
+from name_origin.hub import HubError
 from trainer.cli import main as cli_main
-from trainer.hub import HubError
 from trainer.push import push_run, run_files
 
 # -- push -------------------------------------------------------------------------------------------

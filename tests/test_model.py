@@ -7,9 +7,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 
+from name_origin.encoding import pad_batch
+from name_origin.model import WEIGHTS_NAME, NameGRU
 from trainer.config import PRESETS, ModelConfig
-from trainer.encoding import pad_batch
-from trainer.model import WEIGHTS_NAME, NameGRU
 
 LABELS = ("Arabic", "English", "German", "Japanese", "Russian")
 

@@ -133,7 +133,7 @@ def test_no_pickles_in_run_folder(tiny_run):
 
 
 def test_rebuilds_the_exact_model(tiny_run):
-    from trainer.model import NameGRU
+    from name_origin.model import NameGRU
 
     model = NameGRU.from_pretrained(str(tiny_run))
     cfg = json.loads((tiny_run / "config.json").read_text())

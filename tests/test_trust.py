@@ -9,8 +9,8 @@ import torch
 from conftest import read_csv_gz
 from test_evidence import train_rows
 
+from name_origin.encoding import UNK, InvalidNameError, normalize_name, pad_batch
 from trainer import evaluate as E
-from trainer.encoding import UNK, InvalidNameError, normalize_name, pad_batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: torch on one thread
 
@@ -284,7 +284,7 @@ def test_run_test_accuracy_matches_the_saved_model(predictor, small_data_dir, ti
 
 def test_fit_temperature_on_member_logits_uses_the_model_combination():
     """With several members the temperature is fitted through the ensemble's own combination."""
-    from trainer.model import combine_members
+    from name_origin.model import combine_members
 
     torch.manual_seed(0)
     true = torch.randn(3, 6000, 5) * 2  # (members, n, classes)

@@ -59,7 +59,7 @@ def build_configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
 
 
 def run_push(run_dir: Path, args) -> int:
-    from trainer.hub import HubError
+    from name_origin.hub import HubError
     from trainer.push import push_run
 
     if not args.repo_id:

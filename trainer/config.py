@@ -1,7 +1,7 @@
-"""Configuration: frozen dataclasses, presets, and their JSON round trip.
+"""Training configuration: a frozen dataclass, the presets, and their JSON round trip.
 
-A run's `config.json` holds the ModelConfig fields at top level (so the model class rebuilds
-itself through `PyTorchModelHubMixin.from_pretrained`) plus a `train` section and run metadata.
+The model's own configuration (ModelConfig) lives in name_origin.config; a run's config.json holds
+its fields at top level plus a `train` section and run metadata.
 """
 
 from __future__ import annotations
@@ -9,28 +9,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from name_origin.config import ModelConfig, from_dict
 
-@dataclass(frozen=True)
-class ModelConfig:
-    alphabet: str = ""  # characters with their own embedding row (index = 2 + position); from data
-    labels: tuple[str, ...] = ()  # class names in logit order; from data
-    embed_dim: int = 100  # character embedding width
-    hidden_size: int = 100  # GRU hidden units per direction
-    num_layers: int = 2  # stacked bidirectional GRU layers
-    dropout: float = 0.0  # dropout on embeddings, between GRU layers and before the classifier
-    members: int = 1  # independent BiGRU classifiers whose probabilities are averaged
-
-    def __post_init__(self):
-        # JSON gives lists back; keep the config hashable and immutable.
-        object.__setattr__(self, "labels", tuple(self.labels))
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.alphabet) + 2  # + PAD (0) and UNK (1)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.labels)
+__all__ = ["PRESETS", "ModelConfig", "Preset", "TrainConfig", "from_dict", "replace_known", "to_dict"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +31,6 @@ class TrainConfig:
     patience: int = 0  # stop after this many epochs without a better validation score; 0 = never
     seed: int = 0  # seeds split, init, batching and dropout
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
-    gru_kernel: str = "auto"  # CPU training: packed_gru, gates compiled if possible ("auto") or not ("ops"); "torch"
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     max_train_rows: int = 0  # keep an evenly spaced subset of N training rows (smoke runs); 0 = all
     abstain_target: float = 0.9  # abstention threshold: answered validation names must be this accurate
@@ -66,7 +46,6 @@ class TrainConfig:
             "abstain_target must be in [0, 1]": 0 <= self.abstain_target <= 1,
             "schedule must be constant or onecycle": self.schedule in ("constant", "onecycle"),
             "select_on must be val_loss or val_accuracy": self.select_on in ("val_loss", "val_accuracy"),
-            "gru_kernel must be auto, ops or torch": self.gru_kernel in ("auto", "ops", "torch"),
             "device must be auto, cpu or cuda": self.device in ("auto", "cpu", "cuda")
             or self.device.startswith("cuda:"),
         }
@@ -119,9 +98,3 @@ def replace_known(obj, overrides: dict):
 
 def to_dict(obj) -> dict:
     return dataclasses.asdict(obj)
-
-
-def from_dict(cls, data: dict):
-    """Build a dataclass from a dict, ignoring keys it does not know (forward compatible)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from trainer.encoding import CharEncoder, normalize_name, pad_batch
+from name_origin.encoding import CharEncoder, normalize_name, pad_batch
 
 log = logging.getLogger(__name__)
 

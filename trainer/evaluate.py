@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from name_origin.model import combine_members
 from trainer.data import Encoded
-from trainer.model import combine_members
 
 ECE_BINS = 15
 

@@ -19,7 +19,7 @@ import httpx2
 from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-from trainer.hub import REQUIRED, HubError, bound_xet_retries, short, xet_failure
+from name_origin.hub import REQUIRED, HubError, bound_xet_retries, short, xet_failure
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import torch
 
+from name_origin import evidence
+from name_origin.model import NameGRU, combine_members
 from trainer import evaluate as E
-from trainer import evidence, plots
+from trainer import plots
 from trainer.card import render_card
-from trainer.checkpoint import RESUME_DIR, atomic_write_json, atomic_write_text
+from trainer.checkpoint import RESUME_DIR, atomic_save_tensors, atomic_write_json, atomic_write_text
 from trainer.config import TrainConfig, to_dict
 from trainer.data import Dataset, encode_split
-from trainer.model import NameGRU, combine_members
 from trainer.train import TrainResult
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ def write_run(run_dir: Path, result: TrainResult, ds: Dataset, tcfg: TrainConfig
     per_class = [{"language": k, **v} for k, v in ev["test"]["per_class"].items()]
     atomic_write_text(run_dir / "per_class.csv", rows_to_csv(per_class))
     atomic_write_text(run_dir / "coverage.csv", rows_to_csv(ev["abstention"]["curve"]))
-    evidence.save_table(run_dir / evidence.EVIDENCE_NAME, seen_table)
+    atomic_save_tensors(run_dir / evidence.EVIDENCE_NAME, seen_table, metadata=evidence.FORMAT)
     plots.save_all(run_dir, metrics, ds.labels)
     atomic_write_text(run_dir / "README.md", render_card(template, config, metrics))
     shutil.rmtree(run_dir / RESUME_DIR, ignore_errors=True)

@@ -16,12 +16,12 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from name_origin.encoding import PAD, UNK
+from name_origin.model import NameGRU
 from trainer.checkpoint import load_resume_state, save_resume_state
 from trainer.config import ModelConfig, TrainConfig
 from trainer.data import Dataset, Encoded, bucketed_batches, class_counts, encode_split
-from trainer.encoding import PAD, UNK
 from trainer.evaluate import predict_logits, quick_metrics
-from trainer.model import NameGRU
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +127,6 @@ def train(mcfg: ModelConfig, cfg: TrainConfig, ds: Dataset, run_dir: Path, resum
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     model = NameGRU(mcfg).to(device)
-    model.use_cpu_kernel(cfg.gru_kernel != "torch", compiled=cfg.gru_kernel == "auto")
-    if device.type == "cpu":
-        gates = "compiled" if model.members[0].compiled_cells else "torch operations"
-        log.info("GRU: %s", "nn.GRU" if cfg.gru_kernel == "torch" else f"trainer.packed_gru, gate arithmetic: {gates}")
     train_data, val_data, test_data = (encode_split(s, ds.encoder, device) for s in (ds.train, ds.val, ds.test))
     gen = torch.Generator().manual_seed(cfg.seed)
     steps = len(bucketed_batches(train_data.lengths, cfg.batch_size, None))

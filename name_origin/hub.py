@@ -93,7 +93,7 @@ def load_served_model(
     at revision (branch, tag or commit id), then the bundled folder. Never raises for a bad source:
     its reason goes to `notes` (and the log). `timeout` bounds the one Hub round trip made before
     deciding whether the Hub is reachable; `download_deadline` bounds the download after it."""
-    from trainer.predict import Predictor
+    from name_origin.predict import Predictor
 
     notes: list[str] = []
     if model_dir:

@@ -1,6 +1,6 @@
 """Inference: load a run folder and classify names (single, batch), explain, show evidence.
 
-This module and what it imports (encoding, model, evidence, config) is all the app needs.
+Batches are sorted by length (little padding) and run under torch.inference_mode.
 """
 
 from __future__ import annotations
@@ -10,16 +10,13 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from trainer.encoding import UNK, CharEncoder, InvalidNameError, Normalized, pad_batch
-from trainer.evidence import EVIDENCE_NAME, Evidence
-from trainer.fused import FusedMembers
-from trainer.model import NameGRU
+from name_origin.encoding import UNK, CharEncoder, InvalidNameError, Normalized, pad_batch
+from name_origin.evidence import EVIDENCE_NAME, Evidence
+from name_origin.model import NameGRU
 
 MAX_BATCH = 10_000  # names per batch request
-FUSED_MAX = 64  # up to this many names of one length take the fused path (single names, explanations)
 
 
 @dataclass
@@ -38,7 +35,6 @@ class Prediction:
 class Predictor:
     def __init__(self, model: NameGRU, config: dict, run_dir: Path):
         self.model = model.eval()
-        self.fused = FusedMembers(self.model)  # a copy of the weights: build a new Predictor after changing them
         self.run_dir = Path(run_dir)
         self.labels = model.config.labels
         self.encoder = CharEncoder(model.config.alphabet)
@@ -68,8 +64,6 @@ class Predictor:
 
     def _log_probs(self, encoded: list[list[int]], batch_size: int = 512) -> torch.Tensor:
         """(n, classes) calibrated log-probabilities, in input order."""
-        if len(encoded) <= FUSED_MAX and len({len(ids) for ids in encoded}) == 1:  # no padding anywhere
-            return self.fused.log_probs(np.array(encoded), self.temperature)  # NumPy: no autograd to disable
         x, lengths = pad_batch(encoded)
         order = torch.argsort(lengths, descending=True, stable=True)
         out = torch.empty(len(encoded), len(self.labels))

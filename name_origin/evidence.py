@@ -14,8 +14,6 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from trainer.checkpoint import atomic_save_tensors
-
 EVIDENCE_NAME = "evidence.safetensors"
 _KEY = b"name-origin-evidence-v1"
 
@@ -25,7 +23,11 @@ def name_hash(normalized: str) -> int:
     return int.from_bytes(digest, "little", signed=True)
 
 
+FORMAT = {"format": "name-origin-evidence-v1"}  # safetensors metadata of the file
+
+
 def build(names: list[str], labels: list[int]) -> dict[str, torch.Tensor]:
+    """The table of `evidence.safetensors`: rows (hash, label, count) sorted by hash."""
     counts = Counter(zip((name_hash(n) for n in names), labels, strict=True))
     rows = sorted((h, y, c) for (h, y), c in counts.items())
     return {
@@ -33,14 +35,6 @@ def build(names: list[str], labels: list[int]) -> dict[str, torch.Tensor]:
         "label": torch.tensor([r[1] for r in rows], dtype=torch.int16),
         "count": torch.tensor([r[2] for r in rows], dtype=torch.int32),
     }
-
-
-def save(path: Path, names: list[str], labels: list[int]) -> None:
-    save_table(path, build(names, labels))
-
-
-def save_table(path: Path, table: dict[str, torch.Tensor]) -> None:
-    atomic_save_tensors(path, table, metadata={"format": "name-origin-evidence-v1"})
 
 
 class Evidence:

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from trainer.encoding import MAX_NAME_CHARS, InvalidNameError, normalize_name
-from trainer.predict import MAX_BATCH, Prediction, Predictor
+from name_origin.encoding import MAX_NAME_CHARS, InvalidNameError, normalize_name
+from name_origin.predict import MAX_BATCH, Prediction, Predictor
 
 if TYPE_CHECKING:
-    from trainer.hub import ResolvedModel
+    from name_origin.hub import ResolvedModel
 
 log = logging.getLogger(__name__)
 TOP_K, UNSURE_K, SHOWN_ROWS, KEEP_CSVS = 5, 3, 1000, 50
