@@ -1,0 +1,139 @@
+"""Accuracy on surnames no one here wrote: the per-locale last-name lists of the `faker` package.
+
+    python bench/external_eval.py [--model-dir model] [--write]
+
+Each list is a locale's surnames (deduplicated), labelled with the one of our 18 languages that
+locale writes; the Latin-script lists of the locales whose names we also see with diacritics
+(cs_CZ, vi_VN) are scored again with the diacritics stripped, to show what the letters add. Beside
+the served model, the n-gram baseline of shared/ANCHORS.md: char 1-4-gram TF-IDF + logistic
+regression (C=30), fitted on the training file, reading every name through the same normalizer.
+Prints one table: list, script, names, top-1, top-2, baseline top-1. With --write, the table is
+saved as `external.json` in the model folder (the card and the Model tab show it).
+
+faker is MIT-licensed and a dev dependency: these lists evaluate and choose, never train.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import statistics
+import sys
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from name_origin.encoding import normalize_name  # noqa: E402
+from name_origin.predict import Predictor  # noqa: E402
+from trainer import data  # noqa: E402
+
+# (list name, faker locale, provider attribute, language, script)
+LISTS = [
+    ("ru_RU", "ru_RU", "last_names", "Russian", "Cyrillic"),
+    ("el_GR", "el_GR", "last_names", "Greek", "Greek"),
+    ("ko_KR", "ko_KR", "last_names", "Korean", "Hangul"),
+    ("ja_JP kanji", "ja_JP", "last_names", "Japanese", "Han"),
+    ("ja_JP romanized", "ja_JP", "last_romanized_names", "Japanese", "Latin"),
+    ("zh_CN Han", "zh_CN", "last_names", "Chinese", "Han"),
+    ("zh_CN romanized", "zh_CN", "last_romanized_names", "Chinese", "Latin"),
+    ("ar_SA", "ar_SA", "last_names", "Arabic", "Arabic"),
+    ("cs_CZ", "cs_CZ", "last_names", "Czech", "Latin"),
+    ("vi_VN", "vi_VN", "last_names", "Vietnamese", "Latin"),
+    ("pl_PL", "pl_PL", "male_last_names", "Polish", "Latin"),
+    ("fr_FR", "fr_FR", "last_names", "French", "Latin"),
+    ("de_DE", "de_DE", "last_names", "German", "Latin"),
+    ("nl_NL", "nl_NL", "last_names", "Dutch", "Latin"),
+    ("it_IT", "it_IT", "last_names", "Italian", "Latin"),
+    ("es_ES", "es_ES", "last_names", "Spanish", "Latin"),
+    ("pt_PT", "pt_PT", "last_names", "Portuguese", "Latin"),
+    ("en_GB", "en_GB", "last_names", "English", "Latin"),
+    ("en_IE", "en_IE", "last_names", "Irish", "Latin"),
+]
+STRIPPED = ("cs_CZ", "vi_VN")  # scored again as plain ASCII
+
+
+@dataclass(frozen=True)
+class NameList:
+    name: str  # e.g. "cs_CZ" or "cs_CZ ascii"
+    script: str  # the script its names are written in
+    language: str  # the right answer for every name
+    names: tuple[str, ...]
+
+
+def strip_diacritics(name: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+
+
+def load_lists() -> list[NameList]:
+    """Every list of LISTS from the installed faker, deduplicated in order, plus the ASCII copies."""
+    out = []
+    for name, locale, attr, language, script in LISTS:
+        provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
+        names = tuple(dict.fromkeys(getattr(provider, attr)))
+        out.append(NameList(name, script, language, names))
+        if name in STRIPPED:
+            out.append(NameList(f"{name} ascii", "Latin (ASCII)", language, tuple(map(strip_diacritics, names))))
+    return out
+
+
+def ngram_baseline(data_dir: Path):
+    """The anchors' baseline fitted on the training file: a function names -> top-1 labels."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    rows = data.read_rows(data_dir / "names_train.csv.gz")
+    texts = [normalize_name(r[0]).text for r in rows]
+    model = make_pipeline(
+        TfidfVectorizer(analyzer="char", ngram_range=(1, 4), sublinear_tf=True),
+        LogisticRegression(C=30, max_iter=2000),
+    )
+    model.fit(texts, [r[1].strip() for r in rows])
+    return lambda names: list(model.predict([normalize_name(n).text for n in names]))
+
+
+def score(predictor: Predictor, lst: NameList, baseline) -> dict:
+    """top-1 / top-2 of the served model and baseline top-1 on one list (unreadable names count wrong)."""
+    results = predictor.predict_batch(list(lst.names))
+    ranked = [list(r.probs) if hasattr(r, "probs") else [] for r in results]
+    top1 = statistics.fmean(r[:1] == [lst.language] for r in ranked)
+    top2 = statistics.fmean(lst.language in r[:2] for r in ranked)
+    base = statistics.fmean(b == lst.language for b in baseline(list(lst.names)))
+    return {"list": lst.name, "script": lst.script, "language": lst.language, "names": len(lst.names),
+            "top1": top1, "top2": top2, "baseline_top1": base}  # fmt: skip
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| list | script | names | top-1 | top-2 | baseline top-1 |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['list']} | {r['script']} | {r['names']} | {r['top1']:.1%} | {r['top2']:.1%} | "
+              f"{r['baseline_top1']:.1%} |" for r in rows]  # fmt: skip
+    latin = [r for r in rows if r["script"] == "Latin"]
+    if latin:
+        mean = {k: statistics.fmean(r[k] for r in latin) for k in ("top1", "top2", "baseline_top1")}
+        lines.append(f"| mean of {len(latin)} Latin-script lists | Latin | — | {mean['top1']:.1%} | "
+                     f"{mean['top2']:.1%} | {mean['baseline_top1']:.1%} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model-dir", type=Path, default=ROOT / "model")
+    p.add_argument("--data-dir", help="folder with names_train.csv.gz (else NAME_ORIGIN_DATA, data/)")
+    p.add_argument("--write", action="store_true", help="save the table as external.json in the model folder")
+    args = p.parse_args(argv)
+    predictor = Predictor.from_dir(args.model_dir)
+    baseline = ngram_baseline(data.locate(args.data_dir, allow_download=False))
+    rows = [score(predictor, lst, baseline) for lst in load_lists()]
+    print(f"external lists (faker), model {args.model_dir}\n")
+    print(table(rows))
+    if args.write:
+        (args.model_dir / "external.json").write_text(json.dumps({"lists": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
