@@ -1,0 +1,93 @@
+"""Priors, abstention and prediction sets on top of the model's calibrated probabilities.
+
+- Prior shift (Saerens et al. 2002, "Adjusting the outputs of a classifier to new a priori
+  probabilities"): a classifier trained under class prior pi gives p(c|x); under another prior
+  pi' the Bayes posterior is p'(c|x) ∝ p(c|x) · pi'(c) / pi(c). With pi' uniform this is post-hoc
+  logit adjustment (Menon et al. 2021, "Long-tail learning via logit adjustment").
+- Prediction sets: split conformal prediction with the LAC score 1 - p(y|x) (Sadinle et al. 2019;
+  Angelopoulos & Bates 2021, "A Gentle Introduction to Conformal Prediction", section 1): with
+  n held-out scores, the ceil((n+1)(1-alpha))/n empirical quantile q gives sets
+  {c : p(c|x) >= 1 - q} that contain the true label with probability >= 1 - alpha on exchangeable
+  data. Held-out = the validation split, never the test file.
+- Abstention: the smallest confidence above which answered held-out names reach a target accuracy.
+
+Everything works on (n, classes) probability tensors whose rows sum to 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+
+PRIOR_CHOICES = ("training", "equal")  # the named priors; the API also takes a {language: weight} mapping
+DEFAULT_PRIOR = "equal"  # chosen on the external name lists (bench/external_eval.py), not on the test file
+COVERAGE = 0.9  # nominal coverage of the prediction sets
+
+
+class PriorError(ValueError):
+    """A prior that cannot be used; the message is safe to show to a user."""
+
+
+def resolve_prior(prior: str | Mapping[str, float] | None, labels: tuple[str, ...], training: torch.Tensor):
+    """(name, (classes,) prior summing to 1) for "training", "equal" or a {language: weight} mapping.
+
+    Languages missing from a mapping get weight 0; at least one weight must be positive. Raises
+    PriorError for an unknown name, an unknown language or a negative / non-finite weight."""
+    if prior is None or prior == "training":
+        return "training", training / training.sum()
+    if prior == "equal":
+        return "equal", torch.full((len(labels),), 1.0 / len(labels))
+    if isinstance(prior, str) or not isinstance(prior, Mapping):
+        raise PriorError(f"prior must be one of {', '.join(PRIOR_CHOICES)} or a mapping of language to weight.")
+    unknown = sorted(set(prior) - set(labels))
+    if unknown:
+        raise PriorError(f"unknown language(s) in prior: {', '.join(map(str, unknown))}.")
+    try:
+        weights = torch.tensor([float(prior.get(label, 0.0)) for label in labels], dtype=torch.float64)
+    except (TypeError, ValueError):
+        raise PriorError("prior weights must be numbers.") from None
+    if not torch.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+        raise PriorError("prior weights must be finite, non-negative, and not all zero.")
+    return "custom", (weights / weights.sum()).float()
+
+
+def shift_prior(probs: torch.Tensor, training: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(n, classes) probabilities under the training prior -> the same under `target` (Saerens et al.)."""
+    weighted = probs * (target / training.clamp(min=1e-12))
+    return weighted / weighted.sum(-1, keepdim=True).clamp(min=1e-30)
+
+
+def conformal_quantile(probs: torch.Tensor, y: torch.Tensor, coverage: float = COVERAGE) -> float:
+    """The LAC threshold q from held-out (n, classes) probabilities and (n,) labels: sets
+    {c : p_c >= 1 - q} cover the true label with probability >= coverage. 1.0 (every class)
+    when n is too small for that coverage."""
+    scores = 1.0 - probs[torch.arange(len(y)), y]
+    n = len(scores)
+    rank = math.ceil((n + 1) * coverage)
+    if rank > n:
+        return 1.0
+    return float(scores.double().sort().values[rank - 1])
+
+
+def prediction_sets(probs: torch.Tensor, q: float) -> torch.Tensor:
+    """(n, classes) bool: class c is in the set when p_c >= 1 - q; the top class always is (so a set is
+    never empty, which can only raise coverage)."""
+    member = probs >= 1.0 - q - 1e-9  # float32 rounding must not drop a class at the threshold
+    member[torch.arange(len(probs)), probs.argmax(-1)] = True
+    return member
+
+
+def abstain_threshold(probs: torch.Tensor, y: torch.Tensor, target_accuracy: float = 0.9) -> float:
+    """Smallest confidence above which answered held-out names are >= target_accuracy right (1.0 if none)."""
+    conf, pred = probs.max(1)
+    order = torch.argsort(conf, descending=True)
+    conf, correct = conf[order], (pred == y)[order].double()
+    running = correct.cumsum(0) / torch.arange(1, len(correct) + 1)
+    # `conf >= threshold` answers every name tied with the threshold, so only cut where the
+    # confidence strictly drops (duplicate held-out names tie exactly).
+    group_end = torch.ones_like(conf, dtype=torch.bool)
+    group_end[:-1] = conf[:-1] != conf[1:]
+    ok = ((running >= target_accuracy) & group_end).nonzero()
+    return 1.0 if len(ok) == 0 else float(conf[ok[-1, 0]])

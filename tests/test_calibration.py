@@ -1,0 +1,83 @@
+"""Priors and prediction sets against hand-computed cases and a synthetic problem with known answer."""
+
+import pytest
+import torch
+
+from name_origin.calibration import (
+    DEFAULT_PRIOR,
+    PriorError,
+    abstain_threshold,
+    conformal_quantile,
+    prediction_sets,
+    resolve_prior,
+    shift_prior,
+)
+
+LABELS = ("A", "B", "C")
+TRAINING = torch.tensor([0.5, 0.25, 0.25])
+
+
+def test_prior_shift_hand_computed():
+    # p * pi'/pi = [0.6/0.5, 0.3/0.25, 0.1/0.25] / 3 ∝ [1.2, 1.2, 0.4] -> [3/7, 3/7, 1/7]
+    probs = torch.tensor([[0.6, 0.3, 0.1]])
+    _, equal = resolve_prior("equal", LABELS, TRAINING)
+    assert torch.allclose(shift_prior(probs, TRAINING, equal), torch.tensor([[3 / 7, 3 / 7, 1 / 7]]))
+    _, same = resolve_prior("training", LABELS, TRAINING)
+    assert torch.allclose(shift_prior(probs, TRAINING, same), probs)  # the training prior changes nothing
+
+
+def test_prior_mapping_is_normalised_and_missing_languages_get_zero():
+    name, prior = resolve_prior({"A": 2, "B": 2}, LABELS, TRAINING)
+    assert name == "custom" and prior.tolist() == [0.5, 0.5, 0.0]
+    shifted = shift_prior(torch.tensor([[0.2, 0.2, 0.6]]), TRAINING, prior)
+    assert shifted[0, 2] == 0 and torch.allclose(shifted.sum(), torch.tensor(1.0))
+
+
+@pytest.mark.parametrize(
+    "bad", ["uniform", {"Klingon": 1.0}, {"A": -1.0}, {"A": 0, "B": 0}, {"A": float("nan")}, {"A": "x"}, 3]
+)
+def test_bad_priors_are_clear_errors(bad):
+    with pytest.raises(PriorError):
+        resolve_prior(bad, LABELS, TRAINING)
+
+
+def test_default_prior_is_the_documented_one():
+    assert DEFAULT_PRIOR == "equal"  # README, model card and the page say so; chosen on the external lists
+
+
+def test_conformal_quantile_hand_computed():
+    # scores 1 - p_y = 0.1, 0.2, ..., 0.9; n = 9, coverage 0.8: rank ceil(10 * 0.8) = 8 -> q = 0.8
+    p_true = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
+    probs = torch.stack([p_true, 1 - p_true], dim=1)
+    assert conformal_quantile(probs, torch.zeros(9, dtype=torch.long), 0.8) == pytest.approx(0.8)
+    assert conformal_quantile(probs, torch.zeros(9, dtype=torch.long), 0.95) == 1.0  # n too small
+
+
+def test_split_conformal_covers_a_synthetic_problem_with_known_answer():
+    """Labels drawn from known posteriors: sets from 2,000 calibration draws cover 90% of 20,000 new ones."""
+    gen = torch.Generator().manual_seed(0)
+
+    def draw(n):
+        probs = torch.softmax(torch.randn(n, 5, generator=gen) * 2, dim=1)
+        return probs, torch.multinomial(probs, 1, generator=gen).squeeze(1)
+
+    q = conformal_quantile(*draw(2000), coverage=0.9)
+    probs, y = draw(20000)
+    sets = prediction_sets(probs, q)
+    coverage = sets[torch.arange(len(y)), y].double().mean().item()
+    assert 0.885 <= coverage <= 0.93  # >= 1 - alpha up to sampling noise, and not trivially all classes
+    assert sets.sum(1).double().mean() < 4.5
+
+
+def test_prediction_set_is_never_empty_and_ordered_by_threshold():
+    probs = torch.tensor([[0.5, 0.3, 0.2], [0.34, 0.33, 0.33]])
+    sets = prediction_sets(probs, q=0.6)  # keep p >= 0.4
+    assert sets.tolist() == [[True, False, False], [True, False, False]]  # second row: top class only
+
+
+def test_abstain_threshold_hand_computed():
+    probs = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4]])
+    y = torch.tensor([0, 0, 1, 0])  # running accuracy by confidence: 1, 1, 2/3, 3/4
+    assert abstain_threshold(probs, y, 0.9) == pytest.approx(0.8)
+    assert abstain_threshold(probs, y, 0.7) == pytest.approx(0.6)
+    assert abstain_threshold(probs, torch.tensor([1, 1, 0, 1]), 0.9) == 1.0  # never accurate enough
