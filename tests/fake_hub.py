@@ -1,193 +1,214 @@
-"""An in-memory fake of the Hugging Face Hub HTTP API, for offline tests (stdlib only).
+"""A small in-memory fake of the Hugging Face Hub's HTTP API on 127.0.0.1 (stdlib only).
 
-It speaks exactly what huggingface_hub 2.4 calls to create a repo, commit files and download them,
-on two loopback servers: the Hub itself and a "CDN" (another port, so another origin) that stores
-LFS uploads and serves LFS downloads, like S3/CloudFront behind the real Hub.
+It answers what huggingface_hub 2.4 sends for one round trip and nothing more: create_repo and
+upload_folder over plain LFS (HF_HUB_DISABLE_XET=1: no Xet storage here), then model_info and
+snapshot_download. One branch (main), no access control: the token is only checked to be sent to
+the Hub's own routes. Failures of the Hub are tested by replacing huggingface_hub's functions at
+our boundary instead (tests/hub_support.py).
 
-Hub (``FakeHub.url``):
-    POST /api/repos/create                                 create-repo (409: exists, visibility left as it is,
-                                                           like the real Hub; 403: not the user's namespace)
-    POST /api/validate-yaml                                README.md metadata check before a commit
-    GET  /api/models/{ns}/{name}[/revision/{rev}]          repo / model info ("sha" = resolved commit, "private")
-    GET  /api/models/{ns}/{name}/tree/{rev}[/{path}]       file listing (``?recursive=``), LFS info included
-    POST /api/models/{ns}/{name}/preupload/{rev}           upload mode per file: "lfs" (binary) or "regular"
-    POST /{ns}/{name}.git/info/lfs/objects/batch           LFS batch: upload actions pointing at the CDN
-    POST /api/models/{ns}/{name}/commit/{rev}              NDJSON commit: header, file (base64), lfsFile, deleted*
-    HEAD|GET /{ns}/{name}/resolve/{rev}/{path}             regular file: 200 + ETag + X-Repo-Commit;
-                                                           LFS file: 302 to the CDN + X-Linked-Etag/-Size
-CDN (``FakeHub.cdn_url``):
-    PUT  /upload/{sha256}                                  basic LFS transfer (content checked against its sha256)
-    HEAD|GET /blobs/{sha256}                               LFS content (must arrive without Authorization)
-
-Errors carry the headers the client maps to exceptions: X-Error-Code RepoNotFound / RevisionNotFound /
-EntryNotFound, X-Error-Message "Invalid credentials in Authorization header" for a wrong token.
-Uploading LFS files needs the classic LFS path: set HF_HUB_DISABLE_XET=1 (xet would talk to a CAS).
-
-Test switches: ``token`` (the only bearer accepted; a wrong one gets 401), ``require_token`` (anonymous
-requests get 401 as well, not only anonymous writes), ``corrupt_file`` (serve
-garbled bytes of the same length), ``hide_file`` (drop a path from listings and downloads), ``outage``
-(answer every Hub request with that status, e.g. 503), ``stall`` (Hub requests whose path matches
-this regex hang until ``stop()``), ``create(repo_id, private=...)`` / ``repos[id].private``
-(a repo that already exists, public or private), plus
-``requests`` (everything received) and ``commit_requests`` for assertions.
+    POST /api/repos/create                          409 when it exists (create_repo(exist_ok=True) accepts that)
+    GET  /api/models/{repo}[/revision/{rev}]        model info: "sha" and the file list
+    GET  /api/models/{repo}/tree/{rev}              file listing with LFS info (snapshot_download)
+    POST /api/validate-yaml                         README.md front matter check before a commit
+    POST /api/models/{repo}/preupload/{rev}         upload mode per file: lfs for binary files
+    POST /{repo}.git/info/lfs/objects/batch         LFS batch: an upload action per missing object
+    PUT  /lfs/{sha256}                              the LFS object itself
+    POST /api/models/{repo}/commit/{rev}            NDJSON commit: header, file (base64), lfsFile
+    HEAD|GET /{repo}/resolve/{rev}/{path}           a file, with ETag and X-Repo-Commit
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import re
 import threading
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlsplit
 
-GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n*.png filter=lfs diff=lfs merge=lfs -text\n"
+REPO = r"/(?P<repo>[^/]+/[^/]+)"
+ROUTES = [  # (method, path regex, handler name)
+    ("POST", r"/api/repos/create", "create_repo"),
+    ("GET", rf"/api/models{REPO}(?:/revision/(?P<rev>[^/]+))?", "model_info"),
+    ("GET", rf"/api/models{REPO}/tree/(?P<rev>[^/]+)", "tree"),
+    ("POST", r"/api/validate-yaml", "validate_yaml"),
+    ("POST", rf"/api/models{REPO}/preupload/(?P<rev>[^/]+)", "preupload"),
+    ("POST", rf"{REPO}\.git/info/lfs/objects/batch", "lfs_batch"),
+    ("PUT", r"/lfs/(?P<oid>[0-9a-f]{64})", "lfs_upload"),
+    ("POST", rf"/api/models{REPO}/commit/(?P<rev>[^/]+)", "commit"),
+    ("HEAD", rf"{REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)", "resolve"),
+    ("GET", rf"{REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)", "resolve"),
+]
+BINARY = (".safetensors", ".png")  # stored as LFS objects, like the .gitattributes of a new Hub repo
 
 
 def git_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-@dataclass(frozen=True)
-class Blob:
-    data: bytes
-    lfs: bool
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
-
-    @property
-    def pointer(self) -> bytes:
-        return f"version https://git-lfs.github.com/spec/v1\noid sha256:{self.sha256}\nsize {len(self.data)}\n".encode()
-
-    @property
-    def oid(self) -> str:  # git blob id: of the pointer file for LFS files
-        return git_sha1(self.pointer if self.lfs else self.data)
-
-    def tree_entry(self, path: str) -> dict:
-        entry = {"type": "file", "path": path, "size": len(self.data), "oid": self.oid}
-        if self.lfs:
-            entry["lfs"] = {"oid": self.sha256, "size": len(self.data), "pointerSize": len(self.pointer)}
-        return entry
-
-
-@dataclass
-class Commit:
-    oid: str
-    parent: str | None
-    message: str
-    files: dict[str, Blob]
-
-
 @dataclass
 class Repo:
-    repo_id: str
-    private: bool
-    commits: dict[str, Commit] = field(default_factory=dict)
-    branches: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
+    commits: dict[str, dict[str, bytes]] = field(default_factory=dict)  # commit id -> {path: content}
+    main: str = ""  # commit id of the branch
 
-    def resolve(self, rev: str) -> Commit | None:
-        oid = self.branches.get(rev) or self.tags.get(rev) or rev
-        return self.commits.get(oid)
+    def files(self, rev: str) -> dict[str, bytes] | None:
+        return self.commits.get(self.main if rev == "main" else rev)
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, message: str, body: dict | None = None, **headers: str):
+    def __init__(self, status: int, message: str, code: str = ""):
         super().__init__(message)
-        self.status, self.body, self.headers = status, body or {}, headers
-
-
-@dataclass
-class Request:
-    role: str  # "hub" or "cdn"
-    method: str
-    path: str
-    authorization: str | None
+        self.status, self.code = status, code
 
 
 class FakeHub:
-    def __init__(self, user: str = "tester", token: str = "hf_fake_0123456789abcdefSECRET"):
-        self.user, self.token = user, token
-        self.repos: dict[str, Repo] = {}
-        self.lfs: dict[str, bytes] = {}  # sha256 -> content uploaded to the CDN
-        self.corrupt: set[str] = set()  # sha256 of contents served garbled
-        self.hidden: set[str] = set()  # paths missing from every listing and download
-        self.require_token = False  # True: anonymous requests get 401 too, not only writes
-        self.outage: int | None = None  # e.g. 503: every Hub (not CDN) request answers this status
-        self.stall: str | None = None  # regex: matching Hub requests hang until stop(), then get a 404
-        self.released = threading.Event()  # set by stop(): stalled requests end
-        self.requests: list[Request] = []
-        self.commit_requests: list[dict] = []  # parsed NDJSON payloads
-        self.lock = threading.RLock()
-        self._servers: list[ThreadingHTTPServer] = []
-        self.url = self.cdn_url = ""  # set by start()
+    def __init__(self, token: str = "hf_fake_0123456789SECRET"):
+        self.token, self.repos, self.lfs = token, {}, {}  # lfs: sha256 -> content
+        self.commit_payloads: list[list[dict]] = []  # every commit received, as parsed NDJSON lines
+        self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Authorization header)
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.hub = self  # type: ignore[attr-defined]
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> FakeHub:
-        from fake_hub_routes import Handler  # the routes module imports this one
-
-        for role in ("hub", "cdn"):
-            server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-            server.daemon_threads = True
-            server.hub, server.role = self, role  # type: ignore[attr-defined]
-            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-            self._servers.append(server)
-        self.url, self.cdn_url = (f"http://127.0.0.1:{s.server_address[1]}" for s in self._servers)
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self) -> None:
-        """Shut both servers; their ports are closed afterwards (url/cdn_url stay readable)."""
-        self.released.set()
-        for server in self._servers:
-            server.shutdown()
-            server.server_close()
-        self._servers = []
+        """Shut the server: its port refuses connections from now on."""
+        self.server.shutdown()
+        self.server.server_close()
 
     def env(self, hf_home) -> dict[str, str]:
-        """Environment for a subprocess that talks to this Hub (HF_ENDPOINT is read at import)."""
-        return {
-            "HF_ENDPOINT": self.url,
-            "HF_HOME": str(hf_home),
-            "HF_HUB_DISABLE_XET": "1",
-            "HF_HUB_DISABLE_TELEMETRY": "1",
-            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-            "HF_TOKEN": self.token,
-        }
+        """Environment of a process that talks to this Hub over plain LFS, with its own cache."""
+        return {"HF_ENDPOINT": self.url, "HF_HOME": str(hf_home), "HF_TOKEN": self.token, "HF_HUB_DISABLE_XET": "1",
+                "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}  # fmt: skip
 
-    # -- test helpers ----------------------------------------------------------------------------
-    def files(self, repo_id: str, rev: str = "main") -> dict[str, bytes]:
-        commit = self.repos[repo_id].resolve(rev)
-        return {path: blob.data for path, blob in commit.files.items()}
-
-    def head(self, repo_id: str, branch: str = "main") -> Commit:
+    def head(self, repo_id: str) -> tuple[str, dict[str, bytes]]:
         repo = self.repos[repo_id]
-        return repo.commits[repo.branches[branch]]
+        return repo.main, repo.commits[repo.main]
 
-    def corrupt_file(self, repo_id: str, path: str, rev: str = "main") -> None:
-        self.corrupt.add(self.repos[repo_id].resolve(rev).files[path].sha256)
 
-    def hide_file(self, path: str) -> None:
-        self.hidden.add(path)
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"  # one request per connection: a stopped server really is gone
+    do_GET = do_HEAD = do_POST = do_PUT = lambda self: self.dispatch()
 
-    def create(self, repo_id: str, private: bool = False) -> Repo:
-        repo = self.repos[repo_id] = Repo(repo_id, private)
-        self.add_commit(repo, "main", "initial commit", {".gitattributes": Blob(GITATTRIBUTES, lfs=False)})
-        return repo
+    def log_message(self, format, *args):  # keep pytest output quiet
+        pass
 
-    def add_commit(self, repo: Repo, branch: str, message: str, files: dict[str, Blob]) -> Commit:
-        parent = repo.branches.get(branch)
-        listing = json.dumps({p: b.oid for p, b in sorted(files.items())})
-        seed = f"{repo.repo_id}\n{parent}\n{message}\n{len(repo.commits)}\n{listing}".encode()
-        commit = Commit(hashlib.sha1(seed).hexdigest(), parent, message, files)
-        repo.commits[commit.oid] = commit
-        repo.branches[branch] = commit.oid
-        return commit
+    def dispatch(self) -> None:
+        hub: FakeHub = self.server.hub  # type: ignore[attr-defined]
+        path = urlsplit(self.path).path
+        hub.requests.append((self.command, path, self.headers.get("Authorization")))
+        try:
+            for method, pattern, name in ROUTES:
+                match = re.fullmatch(pattern, path)
+                if match and method == self.command:
+                    with hub.lock:
+                        args = {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
+                        return getattr(self, name)(hub, **args)
+            raise HttpError(404, f"no route for {self.command} {path}")
+        except HttpError as e:
+            self.send_json({"error": str(e)}, e.status, {"X-Error-Code": e.code} if e.code else {})
 
-    def visible(self, commit: Commit) -> dict[str, Blob]:
-        return {p: b for p, b in commit.files.items() if p not in self.hidden}
+    def body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        data = b""
+        while size := int(self.rfile.readline().split(b";")[0], 16):
+            data += self.rfile.read(size)
+            self.rfile.readline()
+        self.rfile.readline()
+        return data
 
-    def served(self, blob: Blob) -> bytes:
-        if blob.sha256 not in self.corrupt:
-            return blob.data
-        return b"\xff" * min(8, len(blob.data)) + blob.data[8:]  # safetensors: absurd header length
+    def send(self, status: int, data: bytes, headers: dict) -> None:
+        self.send_response(status)
+        for key, value in {**headers, "Content-Length": len(data)}.items():
+            self.send_header(key, str(value))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def send_json(self, obj, status: int = 200, headers: dict | None = None) -> None:
+        self.send(status, json.dumps(obj).encode(), {"Content-Type": "application/json", **(headers or {})})
+
+    def files(self, hub: FakeHub, repo: str, rev: str) -> tuple[str, dict[str, bytes]]:
+        if repo not in hub.repos:
+            raise HttpError(404, "Repository not found", "RepoNotFound")
+        commit = hub.repos[repo].main if rev == "main" else rev
+        if commit not in hub.repos[repo].commits:
+            raise HttpError(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+        return commit, hub.repos[repo].commits[commit]
+
+    # -- routes -------------------------------------------------------------------------------
+    def create_repo(self, hub: FakeHub) -> None:
+        payload = json.loads(self.body())
+        repo_id = f"{payload.get('organization') or 'tester'}/{payload['name']}"
+        if repo_id in hub.repos:
+            raise HttpError(409, "You already created this model repo")
+        hub.repos[repo_id] = Repo()
+        self.send_json({"url": f"{hub.url}/{repo_id}"})
+
+    def model_info(self, hub: FakeHub, repo: str, rev: str = "main") -> None:
+        commit, files = self.files(hub, repo, rev)
+        siblings = [{"rfilename": path} for path in sorted(files)]
+        self.send_json({"id": repo, "sha": commit, "private": False, "siblings": siblings})
+
+    def tree(self, hub: FakeHub, repo: str, rev: str) -> None:
+        entries = []
+        for path, data in sorted(self.files(hub, repo, rev)[1].items()):
+            entry = {"type": "file", "path": path, "size": len(data), "oid": git_sha1(data)}
+            if path.endswith(BINARY):
+                entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 130}
+            entries.append(entry)
+        self.send_json(entries)
+
+    def validate_yaml(self, hub: FakeHub) -> None:
+        self.body()
+        self.send_json({"errors": [], "warnings": []})
+
+    def preupload(self, hub: FakeHub, repo: str, rev: str) -> None:
+        modes = [{"path": f["path"], "uploadMode": "lfs" if f["path"].endswith(BINARY) else "regular",
+                  "shouldIgnore": False} for f in json.loads(self.body())["files"]]  # fmt: skip
+        self.send_json({"files": modes})
+
+    def lfs_batch(self, hub: FakeHub, repo: str) -> None:
+        objects = []
+        for obj in json.loads(self.body())["objects"]:
+            if obj["oid"] not in hub.lfs:
+                obj["actions"] = {"upload": {"href": f"{hub.url}/lfs/{obj['oid']}"}}
+            objects.append(obj)
+        self.send_json({"transfer": "basic", "objects": objects})
+
+    def lfs_upload(self, hub: FakeHub, oid: str) -> None:
+        data = self.body()
+        if hashlib.sha256(data).hexdigest() != oid:
+            raise HttpError(400, "content does not match its sha256")
+        hub.lfs[oid] = data
+        self.send(200, b"", {})
+
+    def commit(self, hub: FakeHub, repo: str, rev: str) -> None:
+        lines = [json.loads(line) for line in self.body().splitlines() if line.strip()]
+        files = dict(self.files(hub, repo, rev)[1]) if hub.repos[repo].main else {}
+        for line in lines[1:]:
+            value = line["value"]
+            if line["key"] == "file":
+                files[value["path"]] = base64.b64decode(value["content"])
+            elif line["key"] == "lfsFile":
+                files[value["path"]] = hub.lfs[value["oid"]]
+        oid = hashlib.sha1(json.dumps([repo, len(hub.commit_payloads), sorted(files)]).encode()).hexdigest()
+        hub.repos[repo].commits[oid], hub.repos[repo].main = files, oid
+        hub.commit_payloads.append(lines)
+        self.send_json({"success": True, "commitOid": oid, "commitUrl": f"{hub.url}/{repo}/commit/{oid}"})
+
+    def resolve(self, hub: FakeHub, repo: str, rev: str, path: str) -> None:
+        commit, files = self.files(hub, repo, rev)
+        if path not in files:
+            raise HttpError(404, f"Entry not found: {path}", "EntryNotFound")
+        data = files[path]
+        etag = hashlib.sha256(data).hexdigest() if path.endswith(BINARY) else git_sha1(data)
+        self.send(200, data, {"ETag": f'"{etag}"', "X-Repo-Commit": commit})

@@ -1,152 +1,121 @@
-"""Pushing a run to the fake Hub (tests/fake_hub.py): one commit with every artifact, and one clear
-sentence with the command to retry for every failure. Nothing leaves the loopback."""
+"""Pushing a run: one real round trip through the HTTP fake Hub (push in one process, load the
+pushed commit in a fresh one, same predictions, then the same commit from the cache with the Hub
+gone), and every push failure as one sentence with the command to retry."""
 
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
-from pathlib import Path
+import time
 
 import pytest
 from hub_support import (
-    ARTIFACTS,
     REPO,
-    ROOT,
-    closed_port,
-    point_at,
-    tree_state,
+    SHA,
+    closed_port_url,
+    connect_error,
+    http_error,
+    in_fresh_process,
+    load_in_fresh_process,
+    probs_of,
+    use_endpoint,
 )
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-from name_origin.hub import HubError
+from name_origin.hub import HubError, load_served_model
 from trainer.cli import main as cli_main
-from trainer.push import push_run, run_files
+from trainer.push import IGNORED, push_run, run_files
 
-# -- push -------------------------------------------------------------------------------------------
-
-
-def test_run_files_skip_resume_temp_and_hidden(run_copy, artifacts):
-    assert set(run_files(run_copy)) == artifacts
-
-
-def test_push_is_one_commit_with_every_artifact(hub, run_copy, artifacts, caplog, capfd):
-    caplog.set_level(logging.DEBUG)
-    before = tree_state(run_copy)
-    commit = push_run(run_copy, REPO, private=True, commit_message="tiny run")
-
-    assert len(hub.commit_requests) == 1 and hub.commit_requests[0]["header"]["summary"] == "tiny run"
-    head = hub.head(REPO)
-    assert commit.oid == head.oid and commit.url == f"{hub.url}/{REPO}/commit/{head.oid}"
-    files = hub.files(REPO)
-    assert set(files) == artifacts | {".gitattributes"}  # no resume/, temp or hidden files
-    assert all(files[name] == (run_copy / name).read_bytes() for name in artifacts)
-    lfs = {op["value"]["path"] for op in hub.commit_requests[0]["operations"] if op["key"] == "lfsFile"}
-    assert lfs == {name for name in artifacts if name.endswith((".safetensors", ".png"))}
-    assert hub.repos[REPO].private
-    assert tree_state(run_copy) == before
-    assert all(r.authorization is None for r in hub.requests if r.role == "cdn")  # token stays on the Hub
-    assert hub.token not in caplog.text + "".join(capfd.readouterr())
+PUSHED = {  # what a run folder holds (report.py may add more): all of it is pushed
+    "README.md", "accuracy_curve.png", "config.json", "confusion.png", "coverage.csv", "coverage.png",
+    "evidence.safetensors", "metrics.csv", "metrics.json", "model.safetensors", "per_class.csv", "reliability.png",
+}  # fmt: skip
 
 
-def test_push_uses_the_stored_login(hub, tiny_run, monkeypatch):
-    from huggingface_hub import constants
-
-    monkeypatch.delenv("HF_TOKEN")
-    Path(constants.HF_TOKEN_PATH).parent.mkdir(parents=True)
-    Path(constants.HF_TOKEN_PATH).write_text(hub.token)
-    assert push_run(tiny_run, REPO).oid == hub.head(REPO).oid
-    assert {r.authorization for r in hub.requests if r.role == "hub"} == {f"Bearer {hub.token}"}
+def test_run_files_skip_resume_temp_and_hidden(run_copy, tiny_run):
+    assert set(run_files(run_copy)) == {p.name for p in tiny_run.iterdir()} >= PUSHED
 
 
-@pytest.mark.slow  # trains the tiny preset
-def test_train_then_push_uploads_the_finished_run(hub, small_data_dir, tmp_path, capsys):
-    run = tmp_path / "trained"
-    argv = ["--preset", "tiny", "--data-dir", str(small_data_dir), "--out", str(run), "--threads", "1"]
-    assert cli_main([*argv, "--push", "--repo-id", REPO, "--commit-message", "trained"]) == 0
-    oid = hub.head(REPO).oid
+@pytest.mark.slow  # three real processes
+def test_round_trip_push_then_fresh_process_loads_the_commit(
+    hub, run_copy, tiny_run, tmp_path, monkeypatch, one_thread
+):
+    from name_origin.predict import Predictor
+
+    push = in_fresh_process(["-m", "trainer", "push", str(run_copy), "--repo-id", REPO, "--commit-message", "tiny"],
+                            hub.env(tmp_path / "pusher"))  # fmt: skip
+    assert push.returncode == 0, push.stderr
+    oid, files = hub.head(REPO)
+    assert f"commit {oid}" in push.stdout and f"{hub.url}/{REPO}/commit/{oid}" in push.stdout
+    assert len(hub.commit_payloads) == 1 and hub.commit_payloads[0][0]["value"]["summary"] == "tiny"
+    assert set(files) == set(run_files(run_copy)) and all(files[f] == (run_copy / f).read_bytes() for f in files)
+    lfs = {line["value"]["path"] for line in hub.commit_payloads[0] if line["key"] == "lfsFile"}
+    assert lfs == {f for f in files if f.endswith((".safetensors", ".png"))}  # plain LFS, not Xet
+    assert hub.token not in push.stdout + push.stderr
+
+    bundled, home = tmp_path / "no-bundled-model", tmp_path / "server"  # only the Hub can satisfy the load
+    online = load_in_fresh_process(hub, home, oid, bundled)
+    assert (online["source"], online["revision"], online["notes"]) == ("hub", oid, [])
+    assert online["probs"] == probs_of(Predictor.from_dir(tiny_run))  # same ranking, bit-identical values
+
+    hub.stop()  # its port refuses connections: the commit is served from the cache
+    use_endpoint(monkeypatch, hub.url, home)
+    start = time.monotonic()
+    _, resolved = load_served_model(None, REPO, oid, bundled)
+    assert time.monotonic() - start < 15  # an offline start serves within 15 s
+    assert (resolved.source, resolved.revision) == ("hub", oid)
+    assert len(resolved.notes) == 1 and "could not be reached (ConnectError" in resolved.notes[0]
+
+
+def test_push_is_one_upload_folder_call_printing_commit_and_url(boundary, run_copy, capsys):
+    assert cli_main(["push", str(run_copy), "--repo-id", REPO, "--commit-message", "tiny"]) == 0
+    (call,) = boundary.pushed
+    assert call == {"repo_id": REPO, "folder_path": run_copy, "commit_message": "tiny", "ignore_patterns": IGNORED}
     out = capsys.readouterr().out
-    assert f"commit {oid}" in out and f"{hub.url}/{REPO}/commit/{oid}" in out
-    assert len(hub.commit_requests) == 1 and hub.head(REPO).message == "trained"
-    names = {p.name for p in run.iterdir()}
-    assert names >= ARTIFACTS and "resume" not in names
-    assert set(hub.files(REPO)) == names | {".gitattributes"}
+    assert f"commit {SHA}" in out and f"https://huggingface.co/{REPO}/commit/{SHA}" in out
 
 
-def test_push_to_existing_repo_adds_one_commit(hub, run_copy):
-    first = push_run(run_copy, REPO)
-    (run_copy / "metrics.csv").write_text("epoch,loss\n1,0.5\n")
-    second = push_run(run_copy, REPO, commit_message="again")
-    assert hub.head(REPO).oid == second.oid and hub.head(REPO).parent == first.oid
-    assert len(hub.commit_requests) == 2
-    assert hub.files(REPO)["metrics.csv"] == b"epoch,loss\n1,0.5\n"
-
-
-@pytest.mark.slow  # a real process
-def test_cli_push_prints_commit_id_and_url(hub, run_copy, tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "trainer", "push", str(run_copy), "--repo-id", REPO, "--commit-message", "cli"],
-        cwd=ROOT, env={**os.environ, **hub.env(tmp_path / "home")}, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    oid = hub.head(REPO).oid
-    assert f"commit {oid}" in proc.stdout and f"{hub.url}/{REPO}/commit/{oid}" in proc.stdout
-    assert hub.token not in proc.stdout + proc.stderr
-    assert len(hub.commit_requests) == 1 and hub.head(REPO).message == "cli"
-
-
-PUSH_FAILURES = {  # case: (how to break it, words expected in the sentence)
-    "no token": (lambda mp, hub, run: mp.delenv("HF_TOKEN"), "No Hugging Face token found"),
-    "bad token (401)": (lambda mp, hub, run: mp.setenv("HF_TOKEN", "hf_wrong_SECRET"), "rejected the token (HTTP 401)"),
-    "foreign namespace (403)": (lambda mp, hub, run: None, "may not create or write someone-else/names (HTTP 403)"),
-    "network down": (lambda mp, hub, run: point_at(mp, f"http://127.0.0.1:{closed_port()}"), "could not be reached"),
-    "hub outage (503)": (lambda mp, hub, run: setattr(hub, "outage", 503), "the Hub answered HTTP 503"),
-    "not a run folder": (lambda mp, hub, run: (run / "model.safetensors").unlink(), "not a finished run folder"),
+PUSH_FAILURES = {  # case: (what create_repo raises, words expected in the sentence)
+    "bad token (401)": (http_error(HfHubHTTPError, 401), "the Hub rejected the token (HTTP 401)"),
+    "foreign namespace (403)": (http_error(HfHubHTTPError, 403), f"may not create or write {REPO} (HTTP 403)"),
+    "not found (404)": (http_error(RepositoryNotFoundError, 404), f"repository {REPO} was not found"),
+    "hub outage (503)": (http_error(HfHubHTTPError, 503), "the Hub answered HTTP 503"),
+    "unreachable": (connect_error(), "the Hub at https://hub.test could not be reached (ConnectError"),
+    "disk": (PermissionError("[Errno 13] Permission denied: 'model.safetensors'"), "PermissionError: [Errno 13]"),
 }
 
 
-@pytest.mark.parametrize("case", PUSH_FAILURES)
-def test_cli_push_failure_is_one_sentence_with_retry(case, hub, run_copy, monkeypatch, caplog, capfd):
-    breaker, expected = PUSH_FAILURES[case]
-    repo = "someone-else/names" if "403" in case else REPO
-    breaker(monkeypatch, hub, run_copy)
-    before = tree_state(run_copy)
+@pytest.mark.parametrize("case", [*PUSH_FAILURES, "no token", "not a run folder"])
+def test_push_failure_is_one_sentence_with_retry(case, boundary, run_copy, monkeypatch, caplog):
+    boundary.push_error, expected = PUSH_FAILURES.get(case, (None, ""))
+    if case == "no token":
+        monkeypatch.setattr("trainer.push.get_token", lambda: None)
+        expected = "No Hugging Face token found: set HF_TOKEN or run `hf auth login`."
+    if case == "not a run folder":
+        (run_copy / "model.safetensors").unlink()
+        expected = f"{run_copy} is not a finished run folder (no model.safetensors)."
     caplog.set_level(logging.DEBUG)
-
-    assert cli_main(["push", str(run_copy), "--repo-id", repo]) == 1
-
+    assert cli_main(["push", str(run_copy), "--repo-id", REPO]) == 1
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1 and "\n" not in errors[0], errors
-    assert expected in errors[0] and f"python -m trainer push {run_copy} --repo-id {repo}" in errors[0]
-    assert tree_state(run_copy) == before and not hub.commit_requests
-    assert hub.token not in caplog.text + "".join(capfd.readouterr()) and "hf_wrong_SECRET" not in caplog.text
+    assert len(errors) == 1 and "\n" not in errors[0] and expected in errors[0], errors
+    assert errors[0].endswith(f"Retry with: python -m trainer push {run_copy} --repo-id {REPO}")
+    assert not boundary.pushed and "hf_fake_SECRET" not in caplog.text
 
 
-@pytest.mark.slow  # a real process
-def test_cli_push_bad_token_exits_nonzero_in_a_real_process(hub, run_copy, tmp_path):
-    env = {**os.environ, **hub.env(tmp_path / "home"), "HF_TOKEN": "hf_wrong_SECRET"}
-    proc = subprocess.run([sys.executable, "-m", "trainer", "push", str(run_copy), "--repo-id", REPO],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert proc.returncode == 1 and proc.stdout == ""
-    assert "HTTP 401" in proc.stderr and f"Retry with: python -m trainer push {run_copy}" in proc.stderr
-    assert "hf_wrong_SECRET" not in proc.stderr and REPO not in hub.repos
-
-
-def test_private_push_onto_an_existing_public_repo_is_refused(hub, run_copy):
-    hub.create(REPO, private=False)
-    initial = hub.head(REPO).oid
+def test_private_push_onto_an_existing_public_repo_is_refused(boundary, run_copy):
+    boundary.public = True
     with pytest.raises(HubError) as raised:
         push_run(run_copy, REPO, private=True)
     message = str(raised.value)
     assert message.startswith(f"{REPO} exists and is public; --private cannot change that") and "\n" not in message
     assert message.endswith(f"Retry with: python -m trainer push {run_copy} --repo-id {REPO} --private")
-    assert not hub.repos[REPO].private and hub.head(REPO).oid == initial and not hub.commit_requests
-    assert not [r for r in hub.requests if r.role == "cdn" or "/preupload/" in r.path]  # nothing uploaded
-
-    hub.repos[REPO].private = True  # made private on the Hub: the same command now goes through
-    assert push_run(run_copy, REPO, private=True).oid == hub.head(REPO).oid != initial
+    assert not boundary.pushed  # nothing uploaded
+    boundary.public = False  # made private on the Hub: the same command now goes through
+    assert push_run(run_copy, REPO, private=True).oid == SHA
 
 
-def test_push_run_raises_huberror(hub, tiny_run):
-    with pytest.raises(HubError, match=r"^Push to someone-else/x failed: .*HTTP 403.*Retry with: python -m trainer"):
-        push_run(tiny_run, "someone-else/x")
+def test_push_to_a_closed_port_is_one_sentence(run_copy, tmp_path, monkeypatch):
+    """No fake at the boundary: huggingface_hub's own error for a refused connection."""
+    use_endpoint(monkeypatch, closed_port_url(), tmp_path / "home")
+    monkeypatch.setenv("HF_TOKEN", "hf_fake_SECRET")
+    with pytest.raises(HubError, match=r"^Push to .* failed: the Hub at http://127.0.0.1:\d+ could not be reached"):
+        push_run(run_copy, REPO)
