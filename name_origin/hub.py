@@ -7,12 +7,13 @@ and shown on the Model tab.
 
 The Hub is asked once, with a bounded wait (`model_info(timeout=...)`), before anything is
 downloaded, and when that probe fails we go straight to the cache (`local_files_only=True`), so an
-offline start serves quickly: snapshot_download's first requests (repo info, file list) wait
-without a timeout for a Hub that accepts connections and never answers, and hf_hub_download
-retries a refused connection with backoff for about 23 s when a file is not cached. Downloading,
-and deciding whether a cached snapshot is complete, is snapshot_download's job, with its own
-settings (HF_HUB_ETAG_TIMEOUT, HF_HUB_DOWNLOAD_TIMEOUT, HF_HUB_OFFLINE, HF_XET_*): nothing here
-edits the cache or the environment.
+offline start serves quickly (hf_hub_download retries a refused connection with backoff when a
+file is not cached). The probe also lists the revision's files and its commit id; each served file
+is then fetched with hf_hub_download at that commit, every request bounded by huggingface_hub's
+own HF_HUB_ETAG_TIMEOUT and HF_HUB_DOWNLOAD_TIMEOUT (snapshot_download's repo-info request has no
+timeout, so a Hub that answers the probe and then stalls could hang the start). Deciding whether
+a cached snapshot is complete is snapshot_download's job (`local_files_only=True`). Nothing here
+edits the cache or the environment (HF_HUB_OFFLINE, HF_XET_* and the timeouts are the user's).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub import HfApi, constants, metadata_load, snapshot_download
+from huggingface_hub import HfApi, constants, hf_hub_download, metadata_load, snapshot_download
 from huggingface_hub.errors import (
     HfHubHTTPError,
     IncompleteSnapshotError,
@@ -129,9 +130,9 @@ def hub_snapshot(repo_id: str, revision: str, timeout: float, notes: list[str]) 
     try:
         if constants.is_offline_mode():
             log.info("%s: HF_HUB_OFFLINE is set, using the local cache only", label)
-        elif reachable(repo_id, revision, timeout, label, notes):
+        elif (info := probe(repo_id, revision, timeout, label, notes)) is not None:
             try:
-                return Path(snapshot_download(repo_id, revision=revision, allow_patterns=SERVED))
+                return download(repo_id, info)
             except Exception as e:  # noqa: BLE001 - answered, then failed (network, storage): the cache may hold it
                 add_note(notes, f"{label}: the download failed ({short(e)}); trying the local cache")
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=SERVED, local_files_only=True))
@@ -140,13 +141,24 @@ def hub_snapshot(repo_id: str, revision: str, timeout: float, notes: list[str]) 
         return None
 
 
-def reachable(repo_id: str, revision: str, timeout: float, label: str, notes: list[str]) -> bool:
-    """Ask the Hub once, waiting at most `timeout` s, about repo_id@revision: True when it answers;
-    False, with a note, when it cannot be reached or answers 5xx; raises the HfHubHTTPError when it
-    answers no (unknown repo or revision, refused token): the cache must not hide that."""
+def download(repo_id: str, info) -> Path:
+    """Fetch the SERVED files the probed revision holds, at its commit id (never a mix of commits);
+    returns the cache's snapshot folder. Raises FileNotFoundError when a REQUIRED file is missing."""
+    present = {s.rfilename for s in info.siblings or []}
+    missing = [name for name in REQUIRED if name not in present]
+    if missing:
+        raise FileNotFoundError(f"no {', '.join(missing)} in commit {info.sha}")
+    paths = [hf_hub_download(repo_id, name, revision=info.sha) for name in SERVED if name in present]
+    return Path(paths[0]).parent
+
+
+def probe(repo_id: str, revision: str, timeout: float, label: str, notes: list[str]):
+    """Ask the Hub once, waiting at most `timeout` s, about repo_id@revision: its ModelInfo (commit
+    id and file list) when it answers; None, with a note, when it cannot be reached or answers 5xx;
+    raises the HfHubHTTPError when it answers no (unknown repo or revision, refused token): the
+    cache must not hide that."""
     try:
-        HfApi().model_info(repo_id, revision=revision, timeout=timeout)  # the endpoint and token of now
-        return True
+        return HfApi().model_info(repo_id, revision=revision, timeout=timeout)  # the endpoint and token of now
     except HfHubHTTPError as e:
         if e.response.status_code < 500:
             raise
@@ -154,7 +166,7 @@ def reachable(repo_id: str, revision: str, timeout: float, label: str, notes: li
     except Exception as e:  # noqa: BLE001 - refused, timed out, offline, not a Hub: whatever it is, try the cache
         reason = e
     add_note(notes, f"{label}: the Hub could not be reached ({short(reason)}); trying the local cache")
-    return False
+    return None
 
 
 def hub_reason(e: Exception, revision: str) -> str:

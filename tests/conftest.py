@@ -4,6 +4,7 @@ Hub endpoint points at a closed local port unless a test starts the fake Hub."""
 import csv
 import gzip
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,13 @@ def write_csv_gz(path: Path, rows: list[tuple[str, str]]) -> None:
 def read_csv_gz(path: Path) -> list[tuple[str, str]]:
     with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
         return [tuple(r) for r in csv.reader(f)]
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now (the OS picks it; closed again on return)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -72,7 +80,7 @@ def tiny_run(small_data_dir, tmp_path_factory) -> Path:
     return run_dir
 
 
-pytest_plugins = ["hub_support"]  # the Hub tests' fixtures: fake Hub, request recorder, run folders
+pytest_plugins = ["hub_support"]  # the Hub tests' fixtures: HTTP fake Hub, fakes at our boundary, run folders
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -19,9 +18,12 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from conftest import free_port
 from fake_hub import FakeHub
 from huggingface_hub import CommitInfo
 from huggingface_hub.errors import LocalEntryNotFoundError
+
+from name_origin.hub import REQUIRED
 
 ROOT = Path(__file__).resolve().parent.parent
 REPO = "tester/name-origin"
@@ -66,9 +68,7 @@ def use_endpoint(monkeypatch, url: str, hf_home: Path) -> None:
 
 
 def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"  # free a moment ago: nothing listens there
 
 
 def http_error(cls, status: int, message: str = "error"):
@@ -122,6 +122,18 @@ class Boundary:
         self.calls.append("probe")
         if self.probe:
             raise self.probe
+        files = sorted(p.name for p in self.download.iterdir()) if isinstance(self.download, Path) else REQUIRED
+        siblings = [type("Sibling", (), {"rfilename": name}) for name in files]
+        return type("Info", (), {"sha": SHA, "siblings": siblings})
+
+    def hf_hub_download(self, repo_id, filename, *, revision):
+        if "download" not in self.calls:
+            self.calls.append("download")
+        if isinstance(self.download, Exception):
+            raise self.download
+        if self.download is None:
+            raise LocalEntryNotFoundError("not on the Hub")
+        return str(self.download / filename)
 
     def snapshot_download(self, repo_id, *, revision, allow_patterns, local_files_only=False):
         self.calls.append("cache" if local_files_only else "download")
@@ -159,6 +171,7 @@ def boundary(monkeypatch) -> Boundary:
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(name_origin.hub, "HfApi", fake.api)
     monkeypatch.setattr(name_origin.hub, "snapshot_download", fake.snapshot_download)
+    monkeypatch.setattr(name_origin.hub, "hf_hub_download", fake.hf_hub_download)
     monkeypatch.setattr(trainer.push, "HfApi", fake.api)
     monkeypatch.setattr(trainer.push, "get_token", lambda: "hf_fake_SECRET")
     return fake

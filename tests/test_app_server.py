@@ -9,7 +9,6 @@ import concurrent.futures
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import free_port
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
@@ -25,12 +25,6 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 120  # s; `import gradio` alone takes 5-6 s on a quiet 2-core machine
 NAMES = ["Nakamura", "Müller", "De la Fuente", "O'Brien", "Kowalski", "Nguyen", "Ivanov", "Rossi"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def app_env(**extra: str) -> dict[str, str]:

@@ -191,6 +191,18 @@ def test_atomic_write_bytes_keeps_old_content_on_failure(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
 
 
+def test_atomic_write_bytes_without_fchmod(tmp_path, monkeypatch):
+    """Windows has no os.fchmod before Python 3.13: atomic writes must not need it."""
+    monkeypatch.delattr(os, "fchmod", raising=False)
+    target = tmp_path / "a.json"
+    atomic_write_bytes(target, b"old")
+    atomic_write_bytes(target, b"new content")
+    assert target.read_bytes() == b"new content"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+    if os.name == "posix":  # shareable, like the other artifacts (Windows has no such mode bits)
+        assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
 def test_atomic_save_tensors(tmp_path, monkeypatch):
     target = tmp_path / "w.safetensors"
     atomic_save_tensors(target, {"a": torch.arange(3)}, metadata={"k": "v"})

@@ -4,11 +4,14 @@ Artifacts, determinism, missing data. Interruption, `--resume` and atomic writes
 """
 
 import csv
+import dataclasses
 import json
+import logging
 import os
 import stat
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -16,8 +19,10 @@ import torch
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
+import trainer.train as train_mod
 from trainer import checkpoint, data
-from trainer.cli import main
+from trainer.cli import build_configs, main, train_parser
+from trainer.config import ModelConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 CSV_COLUMNS = ["train_loss", "val_accuracy", "test_accuracy", "test_macro_f1", "seconds"]
@@ -48,6 +53,26 @@ def assert_same_weights(a: Path, b: Path) -> None:
     assert ta.keys() == tb.keys()
     for k in ta:
         assert torch.equal(ta[k], tb[k]), k
+
+
+def selection_score(row: dict, select_on: str) -> tuple[float, float]:
+    """What model selection ranks an epoch by, larger better: the lowest validation loss (ties:
+    the higher accuracy), or the highest validation accuracy (ties: the higher macro-F1)."""
+    if select_on == "val_loss":
+        return (-row["val_loss"], row["val_accuracy"])
+    return (row["val_accuracy"], row["val_macro_f1"])
+
+
+def assert_selected_on(metrics: dict, select_on: str) -> None:
+    """The chosen epoch is the best by select_on (the earliest of exact ties), and each row's
+    is_best says whether that epoch beat every earlier one."""
+    history = metrics["history"]
+    scores = [selection_score(h, select_on) for h in history]
+    best = max(range(len(history)), key=lambda i: (scores[i], -i))
+    assert metrics["best_epoch"] == history[best]["epoch"]
+    assert metrics["best_epoch_row"] == history[best]
+    for i, h in enumerate(history):
+        assert h["is_best"] == all(scores[i] > s for s in scores[:i]), h["epoch"]
 
 
 # --- artifacts --------------------------------------------------------------------------------
@@ -82,9 +107,7 @@ def test_config_json(tiny_run, small_data_dir):
 def test_metrics_json_and_csv_agree(tiny_run):
     metrics = read_metrics(tiny_run)
     assert metrics["epochs_run"] == 2 and len(metrics["history"]) == 2
-    assert 1 <= metrics["best_epoch"] <= 2
-    best = metrics["history"][metrics["best_epoch"] - 1]
-    assert best["val_accuracy"] == max(h["val_accuracy"] for h in metrics["history"])  # chosen on validation
+    assert_selected_on(metrics, "val_loss")  # the default select_on
     with open(tiny_run / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2  # one row per epoch
@@ -104,6 +127,21 @@ def test_accuracy_curve_is_a_png(tiny_run):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(path) as img:
         assert img.format == "PNG" and min(img.size) > 100
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 5, 8, 13, 20, 100])
+def test_accuracy_curve_epoch_ticks_are_whole_numbers(epochs):
+    """The figure saved as accuracy_curve.png: no epoch 2.5 on its axis, and short runs get a tick
+    for every epoch."""
+    from trainer.plots import accuracy_figure
+
+    history = [{"epoch": e, "test_accuracy": 0.5 + e / 1000, "val_accuracy": 0.5} for e in range(1, epochs + 1)]
+    ax = accuracy_figure(history, 1, {}).axes[0]
+    lo, hi = ax.get_xlim()
+    ticks = [float(t) for t in ax.get_xticks() if lo <= t <= hi]
+    assert ticks and all(t.is_integer() for t in ticks), ticks
+    if epochs <= 8:
+        assert ticks == list(range(1, epochs + 1))
 
 
 def test_readme_has_model_index_and_real_numbers(tiny_run):
@@ -155,10 +193,111 @@ def test_same_seed_same_metrics(tiny_run, small_data_dir, tmp_path):
 
 
 def test_seed_changes_the_run(tiny_run, small_data_dir, tmp_path):
+    """Another seed is another run (split, init, batches), not a rounding difference; the same seed
+    reproducing exactly is test_same_seed_same_metrics."""
     other = tmp_path / "other"
     assert main(cli_args(small_data_dir, other, "--seed", "1")) == 0
     a, b = read_metrics(tiny_run), read_metrics(other)
-    assert [h["train_loss"] for h in a["history"]] != [h["train_loss"] for h in b["history"]]
+    losses = torch.tensor([[h["train_loss"] for h in m["history"]] for m in (a, b)])
+    assert (losses[0] - losses[1]).abs().max() > 1e-3  # per-epoch training losses are ~2
+    wa, wb = load_file(tiny_run / "model.safetensors"), load_file(other / "model.safetensors")
+    assert wa.keys() == wb.keys()
+    for k in wa:  # every initialised tensor moves; the embedding's PAD row stays zero in both runs
+        if k.endswith("embedding.weight"):
+            wa[k], wb[k] = wa[k][1:], wb[k][1:]
+        assert (wa[k].float() - wb[k].float()).abs().max() > 1e-2, k
+
+
+# --- model selection and early stopping ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("select_on", ["val_loss", "val_accuracy"])
+def test_best_epoch_is_chosen_on_select_on(small_data_dir, tmp_path, select_on):
+    """Seed 4, 2 epochs: validation loss is lowest after epoch 2, accuracy highest after epoch 1,
+    so the two criteria pick different epochs, and each run must pick its own criterion's."""
+    run = tmp_path / "run"
+    assert main(cli_args(small_data_dir, run, "--seed", "4", "--select-on", select_on)) == 0
+    metrics = read_metrics(run)
+    assert_selected_on(metrics, select_on)
+    other = "val_accuracy" if select_on == "val_loss" else "val_loss"
+    scores = [selection_score(h, other) for h in metrics["history"]]
+    assert metrics["best_epoch"] != 1 + scores.index(max(scores))  # the other criterion would differ
+    assert json.loads((run / "config.json").read_text())["train"]["select_on"] == select_on
+
+
+@pytest.mark.parametrize(
+    "select_on, metric", [("val_loss", "validation loss"), ("val_accuracy", "validation accuracy")]
+)
+def test_early_stop_names_the_selection_metric(small_data_dir, tmp_path, caplog, select_on, metric):
+    """lr 1e-12 leaves the float32 weights exactly as they are: every epoch ties the first, none is
+    better, so patience 2 stops after epoch 3 and epoch 1 (the earliest of the ties) is kept."""
+    run = tmp_path / "run"
+    args = ["--lr", "1e-12", "--epochs", "6", "--patience", "2", "--select-on", select_on]
+    with caplog.at_level(logging.INFO, logger="trainer"):
+        assert main(cli_args(small_data_dir, run, *args)) == 0
+    metrics = read_metrics(run)
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2, 3] and metrics["best_epoch"] == 1
+    stops = [r.getMessage() for r in caplog.records if "stopping early" in r.getMessage()]
+    assert stops == [f"no better {metric} for 2 epochs: stopping early"]
+
+
+# --- command line ---------------------------------------------------------------------------------
+
+
+def flag_fields() -> list[tuple[type, str, type]]:
+    """(config class, field, resolved type) of every int/float/str field a user may set."""
+    out = []
+    for cls in (ModelConfig, TrainConfig):
+        hints = typing.get_type_hints(cls)
+        out += [(cls, f.name, hints[f.name]) for f in dataclasses.fields(cls) if hints[f.name] in (int, float, str)]
+    return [(cls, name, typ) for cls, name, typ in out if name not in ("alphabet", "labels")]  # from the data
+
+
+def test_every_config_field_has_a_flag():
+    fields = flag_fields()
+    names = {name for _, name, _ in fields}
+    assert {"embed_dim", "hidden_size", "dropout", "members", "epochs", "lr", "select_on", "device"} <= names
+    parser = train_parser()
+    for cls, name, typ in fields:
+        value = {int: "3", float: "0.25", str: next(f.default for f in dataclasses.fields(cls) if f.name == name)}[typ]
+        args = parser.parse_args(["--" + name.replace("_", "-"), value])
+        assert type(getattr(args, name)) is typ and getattr(args, name) == typ(value), name
+        mcfg, tcfg = build_configs(args)  # and the value reaches the config
+        assert getattr(mcfg if cls is ModelConfig else tcfg, name) == typ(value), name
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--epochs", "0"], "epochs must be at least 1"),
+        (["--select-on", "val_f1"], "select_on must be val_loss or val_accuracy"),
+        (["--lr", "-1", "--val-fraction", "1"], "lr must be positive; val_fraction must be between 0 and 1"),
+        (["--hidden-size", "0"], "hidden_size must be at least 1"),
+        (["--dropout", "1.5"], "dropout must be in [0, 1)"),
+        (["--device", "cuda:99"], "CUDA device"),
+    ],
+    ids=["epochs", "select_on", "two-at-once", "hidden_size", "dropout", "device"],
+)
+def test_bad_config_is_one_clear_line_and_exit_2(small_data_dir, tmp_path, caplog, capsys, flags, message):
+    out = tmp_path / "run"
+    assert main(cli_args(small_data_dir, out, *flags)) == 2
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and message in errors[0].getMessage()
+    assert errors[0].exc_info is None and "Traceback" not in caplog.text + capsys.readouterr().err
+    assert not out.exists()  # nothing written for a run that cannot start
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), ValueError("boom"), FileNotFoundError("boom")])
+def test_a_bug_keeps_its_traceback(small_data_dir, tmp_path, monkeypatch, error):
+    """Only user errors (bad config, missing data, usage) become one line: a bug inside a run
+    propagates, so `python -m trainer` prints its traceback."""
+
+    def broken_train(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(train_mod, "train", broken_train)
+    with pytest.raises(type(error), match="boom"):
+        main(cli_args(small_data_dir, tmp_path / "run"))
 
 
 # --- errors -----------------------------------------------------------------------------------

@@ -69,18 +69,41 @@ def test_ece_hand_computed():
     assert E.expected_calibration_error(probs, y, bins=1) == pytest.approx(0.05, abs=1e-6)
 
 
-def test_reliability_bins_use_15_equal_bins_consistent_with_ece():
-    assert E.ECE_BINS == 15
+def test_reliability_bins_hand_computed():
+    # top probabilities 0.9 (right), 0.9 (wrong), 0.7, 0.7 (both right) and 0.5 (right), which lies
+    # on the edge of two bins and belongs to the lower one: bins are (lo, hi]
+    probs = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.3, 0.7], [0.3, 0.7], [0.5, 0.5]])
+    y = torch.tensor([0, 1, 1, 1, 0])
+    rows = E.reliability_bins(probs, y, bins=4)
+    assert [(r["lo"], r["hi"]) for r in rows] == [(0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1)]
+    assert [r["count"] for r in rows] == [0, 1, 2, 2]
+    assert [r["confidence"] for r in rows] == [None, pytest.approx(0.5), pytest.approx(0.7), pytest.approx(0.9)]
+    assert [r["accuracy"] for r in rows] == [None, 1.0, 1.0, 0.5]
+    # ECE = 1/5 * 0.5 + 2/5 * 0.3 + 2/5 * 0.4, from these very bins
+    assert E.expected_calibration_error(probs, y, bins=4) == pytest.approx(0.38, abs=1e-6)
+    assert E.ece_of_bins(rows) == E.expected_calibration_error(probs, y, bins=4)
+
+
+@pytest.mark.parametrize("bins", [1, 4, 15])
+def test_reliability_bins_partition_the_unit_interval(bins):
     true, y = synthetic_logits(n=5000)
     probs = (true * 2).softmax(1)
-    rows = E.reliability_bins(probs, y)
-    assert len(rows) == 15
-    assert rows[0]["lo"] == pytest.approx(0) and rows[-1]["hi"] == pytest.approx(1)
-    for r in rows:
-        assert r["hi"] - r["lo"] == pytest.approx(1 / 15, abs=1e-6)
+    rows = E.reliability_bins(probs, y, bins)
+    assert len(rows) == bins
+    assert rows[0]["lo"] == 0 and rows[-1]["hi"] == pytest.approx(1)
+    assert all(a["hi"] == b["lo"] for a, b in zip(rows, rows[1:], strict=False))  # contiguous
+    assert all(r["hi"] - r["lo"] == pytest.approx(1 / bins, abs=1e-6) for r in rows)  # equal widths
+    conf, pred = probs.max(1)
+    for r in rows:  # each name in exactly the bin its top probability falls in, counted there
+        inside = (conf > r["lo"]) & (conf <= r["hi"])
+        assert r["count"] == int(inside.sum())
+        if r["count"]:
+            assert r["confidence"] == pytest.approx(conf[inside].double().mean().item())
+            assert r["accuracy"] == pytest.approx((pred == y)[inside].double().mean().item())
     assert sum(r["count"] for r in rows) == len(y)
     ece = sum(r["count"] / len(y) * abs(r["accuracy"] - r["confidence"]) for r in rows if r["count"])
-    assert E.expected_calibration_error(probs, y) == pytest.approx(ece, abs=1e-9)
+    assert E.expected_calibration_error(probs, y, bins) == pytest.approx(ece, abs=1e-12)
+    assert len(E.reliability_bins(probs, y)) == E.ECE_BINS  # the default: what metrics.json reports
 
 
 # --- abstention -------------------------------------------------------------------------------
@@ -136,10 +159,9 @@ def test_abstain_threshold_zero_target_answers_everything():
 
 def test_coverage_curve_is_monotone():
     probs, y = confidence_data()
-    curve = E.coverage_curve(probs, y)
-    assert len(curve) == 21
+    curve = E.coverage_curve(probs, y, points=11)
     thresholds = [r["threshold"] for r in curve]
-    assert thresholds == sorted(thresholds) and thresholds[0] == 0 and thresholds[-1] == pytest.approx(1)
+    assert thresholds == pytest.approx([i / 10 for i in range(11)])
     coverage = [r["coverage"] for r in curve]
     assert coverage[0] == 1.0
     assert all(a >= b for a, b in zip(coverage, coverage[1:], strict=False))
@@ -183,7 +205,17 @@ def test_classification_metrics_hand_computed():
     assert m["macro_f1"] == pytest.approx((2 / 3 + 1 / 2 + 2 / 5 + 0) / 4)
     assert m["top3_accuracy"] == pytest.approx(7 / 8)  # only the last name has its label ranked 4th
     acc, f1 = E.quick_metrics(ranked_logits(rankings, 4), y, 4)
-    assert (acc, f1) == (pytest.approx(m["accuracy"]), pytest.approx(m["macro_f1"]))
+    assert (acc, f1) == (m["accuracy"], m["macro_f1"])  # one F1 implementation: identical, not close
+
+
+def test_f1_of_a_class_neither_present_nor_predicted_is_zero():
+    # class 2 never occurs and is never predicted: F1 0 (scikit-learn's zero_division=0), which
+    # pulls the macro average down, as it does in sklearn.metrics.f1_score(..., labels=[0, 1, 2])
+    cm = torch.tensor([[3, 1, 0], [0, 2, 0], [0, 0, 0]])
+    assert E.f1_scores(cm).tolist() == pytest.approx([2 * 3 / (3 + 4), 2 * 2 / (3 + 2), 0.0])
+    y, pred = torch.tensor([0, 0, 0, 0, 1, 1]), torch.tensor([0, 0, 0, 1, 1, 1])
+    logits = torch.nn.functional.one_hot(pred, 3).float()
+    assert E.quick_metrics(logits, y, 3)[1] == pytest.approx((6 / 7 + 4 / 5 + 0) / 3)
 
 
 # --- explanation ------------------------------------------------------------------------------
@@ -263,8 +295,12 @@ def test_run_metrics_hold_the_trust_sections(tiny_run, small_data_dir):
     assert 0 <= m["test_unseen"]["accuracy"] <= 1
 
     cal = m["calibration"]
-    assert cal["bins"] == 15 and len(cal["reliability_before"]) == 15 and len(cal["reliability_after"]) == 15
-    assert 0 <= cal["ece_before"] <= 1 and 0 <= cal["ece_after"] <= 1
+    assert len(cal["reliability_before"]) == len(cal["reliability_after"]) == cal["bins"] > 1
+    for when in ("before", "after"):  # each ECE is the one its reliability diagram shows
+        rows = cal[f"reliability_{when}"]
+        assert sum(r["count"] for r in rows) == 600
+        assert cal[f"ece_{when}"] == pytest.approx(E.ece_of_bins(rows), abs=1e-12)
+        assert 0 <= cal[f"ece_{when}"] <= 1
     assert cal["temperature"] > 0
 
     ab = m["abstention"]

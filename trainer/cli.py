@@ -8,14 +8,26 @@ import json
 import logging
 import sys
 import time
+import typing
 from pathlib import Path
 
-from trainer.config import PRESETS, ModelConfig, TrainConfig, from_dict, replace_known, to_dict
+from trainer.config import (
+    PRESETS,
+    ConfigError,
+    ModelConfig,
+    TrainConfig,
+    check_model_config,
+    from_dict,
+    replace_known,
+    to_dict,
+)
 
 log = logging.getLogger("trainer")
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "model_card.md"
 EXIT_INTERRUPTED = 130
+EXIT_USAGE = 2  # as argparse exits on a command line it cannot parse
+NOT_FLAGS = {"alphabet", "labels", "preset"}  # alphabet and labels come from the data; --preset is its own option
 
 
 def add_hub_args(p: argparse.ArgumentParser) -> None:
@@ -35,14 +47,25 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--push", action="store_true", help="upload the finished run to the Hub (needs --repo-id)")
     p.add_argument("-v", "--verbose", action="store_true")
     add_hub_args(p)
-    for cls in (ModelConfig, TrainConfig):  # every numeric field is overridable
-        for f in dataclasses.fields(cls):
-            if f.type in ("int", "float") or f.name in ("device", "schedule", "select_on", "gru_kernel"):
-                typ = {"int": int, "float": float}.get(f.type, str)
-                p.add_argument(
-                    "--" + f.name.replace("_", "-"), type=typ, dest=f.name, help=f"override {cls.__name__}.{f.name}"
-                )
+    for cls, name, typ in config_fields():  # every field is overridable
+        p.add_argument("--" + name.replace("_", "-"), type=typ, dest=name, help=f"override {cls.__name__}.{name}")
     return p
+
+
+def config_fields() -> list[tuple[type, str, type]]:
+    """(dataclass, field, type) of each config field the command line sets, from the resolved
+    annotations (they are strings under `from __future__ import annotations`). A field of another
+    type must be in NOT_FLAGS: it fails here rather than silently going without a flag."""
+    out = []
+    for cls in (ModelConfig, TrainConfig):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in NOT_FLAGS:
+                continue
+            if hints[f.name] not in (int, float, str):
+                raise TypeError(f"{cls.__name__}.{f.name}: no command-line flag for type {hints[f.name]}")
+            out.append((cls, f.name, hints[f.name]))
+    return out
 
 
 def push_parser() -> argparse.ArgumentParser:
@@ -55,7 +78,7 @@ def push_parser() -> argparse.ArgumentParser:
 def build_configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
     preset = PRESETS[args.preset]
     overrides = vars(args)
-    return replace_known(preset.model, overrides), replace_known(preset.train, overrides)
+    return check_model_config(replace_known(preset.model, overrides)), replace_known(preset.train, overrides)
 
 
 def run_push(run_dir: Path, args) -> int:
@@ -70,7 +93,7 @@ def run_push(run_dir: Path, args) -> int:
     except HubError as e:
         log.error("%s", e)
         return 1
-    print(f"pushed {run_dir} to {args.repo_id}: commit {commit.oid}\n{commit.url}")
+    print(f"pushed {run_dir} to {args.repo_id}: commit {commit.oid}\n{commit.commit_url}")
     return 0
 
 
@@ -86,13 +109,14 @@ def resume_configs(run_dir: Path) -> tuple[ModelConfig, TrainConfig, Path]:
     """The configs an interrupted run started with (overrides on the command line are ignored)."""
     from trainer.checkpoint import RESUME_DIR
 
-    if not (run_dir / RESUME_DIR / "state.safetensors").is_file():
+    if not all((run_dir / RESUME_DIR / name).is_file() for name in ("state.safetensors", "configs.json")):
         raise UsageError(
             f"{run_dir} holds no resumable checkpoint (no {RESUME_DIR}/ folder): it finished, "
             "or stopped before its first epoch."
         )
     saved = json.loads((run_dir / RESUME_DIR / "configs.json").read_text())
-    return from_dict(ModelConfig, saved["model"]), from_dict(TrainConfig, saved["train"]), Path(saved["data_dir"])
+    mcfg = check_model_config(from_dict(ModelConfig, saved["model"]))
+    return mcfg, from_dict(TrainConfig, saved["train"]), Path(saved["data_dir"])
 
 
 def new_run(args) -> tuple[ModelConfig, TrainConfig, Path, Path]:
@@ -101,7 +125,7 @@ def new_run(args) -> tuple[ModelConfig, TrainConfig, Path, Path]:
 
     mcfg, tcfg = build_configs(args)
     run_dir = args.out or ROOT / "runs" / f"{tcfg.preset}-s{tcfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if (run_dir / RESUME_DIR).exists():  # never overwrite an interrupted run's checkpoint
+    if (run_dir / RESUME_DIR / "state.safetensors").exists():  # never overwrite an interrupted run's checkpoint
         raise UsageError(
             f"{run_dir} holds an interrupted run: continue it with --resume {run_dir}, or pick another --out."
         )
@@ -111,15 +135,16 @@ def new_run(args) -> tuple[ModelConfig, TrainConfig, Path, Path]:
 def run_train(args) -> int:
     from trainer import data, report
     from trainer.checkpoint import RESUME_DIR, atomic_write_json
-    from trainer.train import Interrupted, train
+    from trainer.train import Interrupted, resolve_device, train
 
     if args.push and not args.repo_id:
-        raise UsageError("--push needs --repo-id OWNER/NAME.", exit_code=2)
+        raise UsageError("--push needs --repo-id OWNER/NAME.", exit_code=EXIT_USAGE)
     if args.resume:
         run_dir = args.resume
         mcfg, tcfg, data_dir = resume_configs(run_dir)
     else:
         mcfg, tcfg, data_dir, run_dir = new_run(args)
+    resolve_device(tcfg.device)  # a device this machine lacks fails before anything is written
     ds = data.load(data_dir, tcfg.val_fraction, tcfg.seed, tcfg.max_train_rows)
     mcfg = dataclasses.replace(mcfg, alphabet=ds.encoder.alphabet, labels=ds.labels)
     if not args.resume:
@@ -164,11 +189,15 @@ def main(argv: list[str] | None = None) -> int:
         return run_push(args.run_dir, args)
     from trainer.data import DataError
 
+    # User errors get one line and an exit code; anything else is a bug and keeps its traceback.
     try:
         return run_train(args)
     except UsageError as e:
         log.error("%s", e)
         return e.exit_code
-    except (DataError, FileNotFoundError, RuntimeError, ValueError) as e:  # ValueError: invalid config
+    except ConfigError as e:
+        log.error("%s", e)
+        return EXIT_USAGE
+    except DataError as e:
         log.error("%s", e)
         return 1

@@ -11,7 +11,21 @@ from dataclasses import dataclass
 
 from name_origin.config import ModelConfig, from_dict
 
-__all__ = ["PRESETS", "ModelConfig", "Preset", "TrainConfig", "from_dict", "replace_known", "to_dict"]
+__all__ = [
+    "PRESETS",
+    "ConfigError",
+    "ModelConfig",
+    "Preset",
+    "TrainConfig",
+    "check_model_config",
+    "from_dict",
+    "replace_known",
+    "to_dict",
+]
+
+
+class ConfigError(ValueError):
+    """Hyperparameters that cannot run as given (a user error: the message says which and why)."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +65,23 @@ class TrainConfig:
         }
         failed = [msg for msg, ok in checks.items() if not ok]
         if failed:
-            raise ValueError("invalid training config: " + "; ".join(failed))
+            raise ConfigError("invalid training config: " + "; ".join(failed))
+
+
+def check_model_config(cfg: ModelConfig) -> ModelConfig:
+    """The model's sizes as the trainer accepts them (ModelConfig itself only holds them);
+    raises ConfigError naming every bad value, so a bad flag fails before any data is read."""
+    checks = {
+        "embed_dim must be at least 1": cfg.embed_dim >= 1,
+        "hidden_size must be at least 1": cfg.hidden_size >= 1,
+        "num_layers must be at least 1": cfg.num_layers >= 1,
+        "members must be at least 1": cfg.members >= 1,
+        "dropout must be in [0, 1)": 0 <= cfg.dropout < 1,
+    }
+    failed = [msg for msg, ok in checks.items() if not ok]
+    if failed:
+        raise ConfigError("invalid model config: " + "; ".join(failed))
+    return cfg
 
 
 @dataclass(frozen=True)
@@ -67,7 +97,7 @@ PRESETS: dict[str, Preset] = {
         ModelConfig(embed_dim=100, hidden_size=100, num_layers=2, dropout=0.0, members=1),
         TrainConfig(preset="course", epochs=100, batch_size=256, lr=1e-3, grad_clip=1.0),
     ),
-    # Our best (README "Results" lists what was tried): three BiGRU members averaged, dropout,
+    # Our best (docs/experiments.md lists what was tried): three BiGRU members averaged, dropout,
     # label smoothing, UNK character dropout, AdamW with a one-cycle schedule.
     "default": Preset(
         ModelConfig(embed_dim=64, hidden_size=128, num_layers=2, dropout=0.3, members=3),

@@ -15,8 +15,7 @@ def predict_member_logits(model: torch.nn.Module, data: Encoded, batch_size: int
     """(members, n, classes) logits in the data's own order; batches sorted by length to pack tightly.
 
     Each distinct name runs once (the test file's 6,700 rows hold 6,038 names). Batches of 512 keep
-    a batch's GRU states in cache: validation + test took 0.35 s against 0.46 s with batches of
-    4,096 (course preset), 1.24 s against 1.64 s (default preset)."""
+    a batch's GRU states in the CPU cache; larger batches were slower (docs/experiments.md)."""
     was_training = model.training
     model.eval()
     names, inverse, lengths = data.distinct  # (distinct, max_len), (n,), (distinct,)
@@ -40,6 +39,14 @@ def confusion_matrix(pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> t
     return torch.bincount(y * num_classes + pred, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
+def f1_scores(cm: torch.Tensor) -> torch.Tensor:
+    """Per-class F1 of a (true, predicted) confusion matrix: 2 TP / (predicted + true), the harmonic
+    mean of precision and recall; 0 for a class neither present nor predicted (as scikit-learn's
+    zero_division=0)."""
+    cm = cm.double()
+    return 2 * cm.diag() / (cm.sum(0) + cm.sum(1)).clamp(min=1)
+
+
 def classification_metrics(logits: torch.Tensor, y: torch.Tensor, labels: tuple[str, ...]) -> dict:
     """Accuracy, macro-F1, top-3 accuracy, per-class precision/recall/F1/support, confusion."""
     y = y.cpu()
@@ -48,7 +55,7 @@ def classification_metrics(logits: torch.Tensor, y: torch.Tensor, labels: tuple[
     tp = cm.diag()
     precision = tp / cm.sum(0).clamp(min=1)
     recall = tp / cm.sum(1).clamp(min=1)
-    f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
+    f1 = f1_scores(cm)
     top3 = (logits.topk(min(3, logits.shape[1]), dim=1).indices == y[:, None]).any(1)
     return {
         "accuracy": (pred == y).double().mean().item(),
@@ -71,29 +78,26 @@ def quick_metrics(logits: torch.Tensor, y: torch.Tensor, num_classes: int) -> tu
     """(accuracy, macro-F1) without the per-class detail, for per-epoch logging."""
     y = y.cpu()
     pred = logits.argmax(1)
-    cm = confusion_matrix(pred, y, num_classes).double()
-    tp = cm.diag()
-    f1 = 2 * tp / (cm.sum(0) + cm.sum(1)).clamp(min=1)
+    f1 = f1_scores(confusion_matrix(pred, y, num_classes))
     return (pred == y).double().mean().item(), f1.mean().item()
 
 
 def expected_calibration_error(probs: torch.Tensor, y: torch.Tensor, bins: int = ECE_BINS) -> float:
-    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
-    conf, pred = probs.max(1)
-    correct = (pred == y.cpu()).double()
-    edges = torch.linspace(0, 1, bins + 1)
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        in_bin = (conf > lo) & (conf <= hi)
-        if in_bin.any():
-            ece += in_bin.double().mean().item() * abs(
-                correct[in_bin].mean().item() - conf[in_bin].double().mean().item()
-            )
-    return ece
+    """Mean |accuracy - confidence| over the reliability bins, weighted by the share of names in each."""
+    return ece_of_bins(reliability_bins(probs, y, bins))
+
+
+def ece_of_bins(rows: list[dict]) -> float:
+    """The expected calibration error of reliability_bins' rows."""
+    n = sum(r["count"] for r in rows)
+    if n == 0:
+        return 0.0
+    return sum(r["count"] / n * abs(r["accuracy"] - r["confidence"]) for r in rows if r["count"])
 
 
 def reliability_bins(probs: torch.Tensor, y: torch.Tensor, bins: int = ECE_BINS) -> list[dict]:
-    """Per-bin confidence, accuracy and count, for the reliability diagram."""
+    """Per-bin confidence, accuracy and count over `bins` equal-width bins (lo, hi] of the top
+    probability: the reliability diagram, and what the expected calibration error is computed from."""
     conf, pred = probs.max(1)
     correct = (pred == y.cpu()).double()
     edges = torch.linspace(0, 1, bins + 1)

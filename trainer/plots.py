@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 from matplotlib.figure import Figure  # the object API: no pyplot state, no backend to choose
+from matplotlib.ticker import MaxNLocator
 
 from trainer.checkpoint import atomic_write_bytes
 
@@ -33,6 +34,8 @@ def accuracy_figure(history: list[dict], best_epoch: int, anchors: dict):
     for (name, a), color in zip(anchors.items(), ("0.6", "0.4"), strict=False):
         ax.axhline(100 * a["accuracy"], color=color, lw=0.8, ls=":", label=f"{name}: {100 * a['accuracy']:.2f}%")
     ax.set_xlabel("epoch")
+    # epochs are whole: no 2.5 tick, and a one-epoch run still gets its "1"
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
     ax.set_ylabel("accuracy (%)")
     lows = [100 * h["test_accuracy"] for h in history]
     ax.set_ylim(max(0, min(lows) - 2), 100)

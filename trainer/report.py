@@ -64,17 +64,18 @@ def evaluate_model(model: NameGRU, ds: Dataset, abstain_target: float, seen: evi
     val_acc, val_f1 = E.quick_metrics(val_logits, val.y, len(ds.labels))
     unseen_acc = mean_or_none((test_logits.argmax(1) == test.y.cpu())[unseen])
     kept = test_probs.max(1).values >= threshold
+    bins_before, bins_after = E.reliability_bins(test_probs_raw, test.y), E.reliability_bins(test_probs, test.y)
     return {
         "test": test_metrics,
         "val": {"accuracy": val_acc, "macro_f1": val_f1},
         "test_unseen": {"rows": int(unseen.sum()), "accuracy": unseen_acc},
         "calibration": {
             "temperature": temperature,
-            "ece_before": E.expected_calibration_error(test_probs_raw, test.y),
-            "ece_after": E.expected_calibration_error(test_probs, test.y),
-            "bins": E.ECE_BINS,
-            "reliability_before": E.reliability_bins(test_probs_raw, test.y),
-            "reliability_after": E.reliability_bins(test_probs, test.y),
+            "ece_before": E.ece_of_bins(bins_before),
+            "ece_after": E.ece_of_bins(bins_after),
+            "bins": len(bins_after),
+            "reliability_before": bins_before,
+            "reliability_after": bins_after,
         },
         "abstention": {
             "threshold": threshold,
