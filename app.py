@@ -19,33 +19,27 @@ import gradio as gr
 import pandas as pd
 import torch
 
+from name_origin.batch import column_choices, run_batch
+from name_origin.calibration import DEFAULT_PRIOR, PriorError
 from name_origin.encoding import InvalidNameError
-from name_origin.hub import HubError, ResolvedModel, load_served_model
+from name_origin.hub import HubError, ResolvedModel, default_repo, load_served_model
+from name_origin.model_tab import quality_table, readable_metrics, served_text
 from name_origin.predict import Predictor
-from name_origin.views import (
-    GENERIC_ERROR,
-    analyse,
-    pct,
-    predict_batch_json,
-    predict_json,
-    quality_table,
-    readable_metrics,
-    run_batch,
-    served_text,
-)
+from name_origin.views import GENERIC_ERROR, analyse, pct, predict_batch_json, predict_json
 
 log = logging.getLogger("app")
-# The published model: MODEL_REPO / MODEL_REVISION override (MODEL_REPO="" skips the Hub). Pin the
-# revision to the commit id that `python -m trainer push` prints when a new model is published.
-HUB_REPO, HUB_REVISION = "", "main"  # no model is published yet: set both once `trainer push` has run
-# At least one per language class, and the tricky kinds: accents, particles, apostrophes.
+# At least one per language class, and the tricky kinds: accents, particles, apostrophes, native scripts.
 EXAMPLES = ["Nakamura", "Müller", "Dvořák", "De la Fuente", "O'Brien", "Haddad", "Zhang", "Van den Berg", "Thompson",
             "Lefèvre", "Papadopoulos", "Rossi", "Choi", "Kowalski", "Gonçalves", "Ivanov", "MacLeod", "Nguyen",
-            "Von Wegberg"]  # fmt: skip
+            "Von Wegberg", "Иванов", "Παπαδόπουλος", "김", "田中", "محمد"]  # fmt: skip
 INTRO = """# Where does a surname come from?
 A character-level BiGRU guesses the **language of origin** of a surname among {n} languages, with calibrated
 probabilities, an honest "unsure", and the letters that drove the guess. It does **not** tell anyone's nationality
 or ethnicity and must not be used to decide anything about a person."""
+PRIOR_INFO = (
+    'The training data is 47% Russian; "equal" divides that share out so a name is judged by its '
+    "letters alone, which is right more often on real surnames from other countries."
+)
 CSS = ".gradio-container {max-width: 1180px !important; margin: auto;} #status p {margin: 0.3em 0;}"
 
 
@@ -54,23 +48,24 @@ def user_errors(what: str) -> Iterator[None]:
     """InvalidNameError -> gr.Error with its own message; anything else logged -> gr.Error(GENERIC_ERROR)."""
     try:
         yield
-    except InvalidNameError as e:
+    except (InvalidNameError, PriorError) as e:
         raise gr.Error(str(e)) from None
     except Exception:
         log.exception("%s failed", what)
         raise gr.Error(GENERIC_ERROR) from None
 
 
-def api_predict(predictor: Predictor, name: str) -> dict:
+def api_predict(predictor: Predictor, name: str, prior: str | dict = DEFAULT_PRIOR) -> dict:
     """The /predict endpoint: JSON for one name, or gr.Error with a message fit for users."""
     with user_errors("API prediction"):
-        return predict_json(predictor, name)
+        return predict_json(predictor, name, prior)
 
 
-def api_predict_batch(predictor: Predictor, names: list[str] | str) -> list[dict]:
-    """The /predict_batch endpoint: one JSON object per input; {"name", "error"} for unreadable ones."""
+def api_predict_batch(predictor: Predictor, names: list[str] | str, prior: str | dict = DEFAULT_PRIOR) -> dict:
+    """The /predict_batch endpoint: {"prior", "results": one JSON object per input; {"name", "error"}
+    for unreadable ones}."""
     with user_errors("API batch"):
-        return predict_batch_json(predictor, names)
+        return predict_batch_json(predictor, names, prior)
 
 
 def image(run_dir: Path, name: str, label: str) -> None:
@@ -84,7 +79,13 @@ def accuracy_plot(metrics: dict) -> None:
     rows = [{"epoch": h["epoch"], "accuracy (%)": 100 * h[f"{key}_accuracy"], "split": split}
             for h in metrics["history"] for key, split in (("test", "test"), ("val", "validation"))]  # fmt: skip
     title = f"Accuracy per epoch (chosen: epoch {metrics['best_epoch']}, best validation)"
-    gr.LinePlot(pd.DataFrame(rows), x="epoch", y="accuracy (%)", color="split", title=title, show_label=False)
+    # Epochs are whole numbers. Up to 30, as categories in epoch order: one tick each, never 2.5
+    # (a category's y is aggregated: the mean of its one value). Longer runs stay numeric: their
+    # nice tick steps (1, 2, 5, ... at ~40 px a tick) are whole.
+    epochs = [str(h["epoch"]) for h in metrics["history"]] if len(metrics["history"]) <= 30 else None
+    frame = pd.DataFrame(rows).astype({"epoch": str}) if epochs else pd.DataFrame(rows)
+    gr.LinePlot(frame, x="epoch", y="accuracy (%)", color="split", title=title, show_label=False,
+                sort=epochs, y_aggregate="mean" if epochs else None)  # fmt: skip
 
 
 def accuracy_tab(run_dir: Path, metrics: dict) -> None:
@@ -132,6 +133,14 @@ def model_tab(run_dir: Path, resolved: ResolvedModel, metrics: dict | None) -> N
         calibration_tab(run_dir, metrics)
 
 
+def prior_choice(predictor: Predictor) -> gr.Radio:
+    """The prior over languages, with one sentence on what it changes."""
+    top = int(predictor.training_prior.argmax())
+    info = PRIOR_INFO.format(share=pct(float(predictor.training_prior[top]), 0), language=predictor.labels[top])
+    choices = [("equal for every language", "equal"), ("as in the training data", "training")]
+    return gr.Radio(choices, value=DEFAULT_PRIOR, label="Prior over languages", info=info)
+
+
 def single_tab(predictor: Predictor) -> None:
     with gr.Row(equal_height=False):
         with gr.Column():
@@ -139,34 +148,51 @@ def single_tab(predictor: Predictor) -> None:
             with gr.Row():
                 go = gr.Button("Guess the origin", variant="primary", scale=2)
                 show_all = gr.Checkbox(label=f"Show all {len(predictor.labels)} languages", scale=1)
+            prior = prior_choice(predictor)
             status = gr.Markdown(elem_id="status")
             letters = gr.HighlightedText(label="Letters", elem_id="letters", show_inline_category=False)
-            ex = gr.Examples(EXAMPLES, inputs=name, examples_per_page=20, api_visibility="private")
+            ex = gr.Examples(EXAMPLES, inputs=name, examples_per_page=24, api_visibility="private")
         bars = gr.Label(label="Language of origin", elem_id="bars")
 
-    def show(raw, all_):
-        v = analyse(predictor, raw, all_)
+    def show(raw, all_, prior_):
+        v = analyse(predictor, raw, all_, prior=prior_)
         what = f"Letters: red pushed toward {v.target}, purple against it" if v.target else "Letters"
         return gr.Label(v.bars, show_heading=not v.unsure), v.status, gr.HighlightedText(v.letters, label=what)
 
-    def toggle(raw, all_):
-        return show(raw, all_) if (raw or "").strip() else gr.skip()
+    def toggle(raw, all_, prior_):
+        return show(raw, all_, prior_) if (raw or "").strip() else gr.skip()
 
-    outputs = [bars, status, letters]
-    gr.on([name.submit, go.click], show, [name, show_all], outputs, api_visibility="private")
-    show_all.input(toggle, [name, show_all], outputs, api_visibility="private")
-    ex.load_input_event.then(show, [name, show_all], outputs, api_visibility="private")
+    inputs, outputs = [name, show_all, prior], [bars, status, letters]
+    gr.on([name.submit, go.click], show, inputs, outputs, api_visibility="private")
+    gr.on([show_all.input, prior.input], toggle, inputs, outputs, api_visibility="private")
+    ex.load_input_event.then(show, inputs, outputs, api_visibility="private")
 
 
 def batch_tab(predictor: Predictor, out_dir: Path) -> None:
     with gr.Row():
         text = gr.Textbox(label="Surnames, one per line", lines=8, max_lines=16, placeholder="Nakamura\nMüller")
-        upload = gr.File(label="…or a CSV (first column = names, header optional)", file_types=[".csv", ".txt"])
-    go = gr.Button("Classify all", variant="primary")
+        with gr.Column():
+            upload = gr.File(label="…or a CSV or text file from any spreadsheet", file_types=[".csv", ".tsv", ".txt"])
+            with gr.Row():
+                header = gr.Radio(["auto", "yes", "no"], value="auto", label="First row is a header")
+                column = gr.Dropdown([], value=None, label="Column with the surnames", info="Filled on upload")
+    with gr.Row():
+        go = gr.Button("Classify all", variant="primary")
+        prior = prior_choice(predictor)
     status = gr.Markdown()
     table = gr.Dataframe(label="Predictions", interactive=False, max_height=480)
     download = gr.File(label="Download all as CSV", interactive=False)
-    go.click(lambda t, f: run_batch(predictor, t, f, out_dir), [text, upload], [table, download, status],
+
+    def columns(file_path, header_choice, current=None):
+        """The column menu for the upload; a choice made before survives a header change when it still fits."""
+        choices, picked = column_choices(file_path, header_choice)
+        keep = current is not None and any(current == i for _, i in choices)
+        return gr.Dropdown(choices=choices, value=current if keep else picked)
+
+    upload.change(columns, [upload, header], column, api_visibility="private")
+    header.change(columns, [upload, header, column], column, api_visibility="private")
+    go.click(lambda t, f, h, c, p: run_batch(predictor, t, f, out_dir, header=h, column=c, prior=p),
+             [text, upload, header, column, prior], [table, download, status],
              api_visibility="private", concurrency_id="batch", concurrency_limit=1)  # fmt: skip
 
 
@@ -174,13 +200,16 @@ def build_app(predictor: Predictor, resolved: ResolvedModel) -> gr.Blocks:
     """The whole page plus the /predict and /predict_batch API endpoints."""
     out_dir = Path(tempfile.mkdtemp(prefix="name-origin-"))
 
-    def predict(name: str) -> dict:
-        """Classify one surname: language, confidence, unsure flag, every language's probability, training evidence."""
-        return api_predict(predictor, name)
+    def predict(name: str, prior: str | dict = DEFAULT_PRIOR) -> dict:
+        """Classify one surname: language, confidence, unsure flag, prediction set, every language's
+        probability, the script's evidence, training evidence, and the prior used. prior: "equal"
+        (default), "training", or a {language: weight} mapping."""
+        return api_predict(predictor, name, prior)
 
-    def predict_batch(names: list[str]) -> list[dict]:
-        """Classify up to 10,000 surnames; unreadable ones come back as {"name", "error"}."""
-        return api_predict_batch(predictor, names)
+    def predict_batch(names: list[str], prior: str | dict = DEFAULT_PRIOR) -> dict:
+        """Classify up to 10,000 surnames under one prior: {"prior", "results"}; unreadable names come
+        back as {"name", "error"} in their place."""
+        return api_predict_batch(predictor, names, prior)
 
     with gr.Blocks(title="Name origin: where does a surname come from?", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO.format(n=len(predictor.labels)))
@@ -207,8 +236,10 @@ def main() -> int:
     start = time.perf_counter()
     bundled = Path(__file__).resolve().parent / "model"
     try:
-        repo, revision = env("MODEL_REPO", HUB_REPO) or None, env("MODEL_REVISION", HUB_REVISION)
-        predictor, resolved = load_served_model(env("MODEL_DIR"), repo, revision, bundled)
+        # The published model: the `models:` entry of README.md's front matter; MODEL_REPO overrides ("" skips
+        # the Hub), MODEL_REVISION pins it (best: the commit id `python -m trainer push` printed).
+        repo = env("MODEL_REPO", default_repo(bundled.parent / "README.md") or "") or None
+        predictor, resolved = load_served_model(env("MODEL_DIR"), repo, env("MODEL_REVISION", "main"), bundled)
     except HubError as e:
         log.error("Cannot start: %s. Set MODEL_DIR to a trained run folder (python -m trainer), MODEL_REPO to a "
                   "Hub model repo, or put a trained run in %s.", e, bundled)  # fmt: skip

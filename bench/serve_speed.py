@@ -36,6 +36,7 @@ import torch  # noqa: E402
 from gradio_client import Client  # noqa: E402
 
 import app  # noqa: E402
+from name_origin import batch as batch_tab  # noqa: E402
 from name_origin import views as serving  # noqa: E402
 from name_origin.predict import Predictor  # noqa: E402
 from trainer import data  # noqa: E402
@@ -97,7 +98,7 @@ def in_process(model_dir: Path, names: list[str], calls: int, batch: int) -> lis
     text = "\n".join(names[i % len(names)] for i in range(batch))
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        table, path, status = serving.run_batch(predictor, text, None, Path(tmp))
+        table, path, status = batch_tab.run_batch(predictor, text, None, Path(tmp))
         batch_s = time.perf_counter() - start
     assert path, status
     p50, p99 = ms(plain), ms(plain, 99)
@@ -163,7 +164,7 @@ def served(model_dir: Path, names: list[str], rt_calls: int, batch: int) -> list
                 rest = timed(lambda n: rest_predict(url, "predict", [n], http), picks)
                 many = [names[i % len(names)] for i in range(batch)]
                 start = time.perf_counter()
-                assert len(rest_predict(url, "predict_batch", [many], http)) == batch
+                assert len(rest_predict(url, "predict_batch", [many], http)["results"]) == batch
                 api_batch = time.perf_counter() - start
         finally:
             proc.terminate()

@@ -1,28 +1,28 @@
 """The one text -> indices encoder, shared by training and serving.
 
-normalize_name() folds a raw surname to the training alphabet's form (ASCII, lower case, single
-spaces); CharEncoder maps it to indices, with 0 = padding and 1 = unknown character.
+normalize_name() reads a raw surname in any script and folds it to the training alphabet's form
+(ASCII, lower case, single spaces) through the steps of name_origin.scripts: clean, lookalikes,
+scripts, transliteration. CharEncoder maps it to indices, with 0 = padding and 1 = unknown character.
 """
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from dataclasses import dataclass
 
 import torch
 
+from name_origin import scripts
+
 PAD, UNK = 0, 1
 MAX_NAME_CHARS = 50  # longer input is refused: the longest training name has 19 characters
 
-# Letters that Unicode does not decompose into an ASCII base + combining mark.
-_SPECIAL = str.maketrans(
-    {
-        "ß": "ss", "ẞ": "ss", "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe", "ø": "o", "Ø": "o",
-        "ł": "l", "Ł": "l", "đ": "d", "Đ": "d", "ð": "d", "Ð": "d", "þ": "th", "Þ": "th",
-        "ı": "i", "ħ": "h", "Ħ": "h", "ŋ": "ng", "Ŋ": "ng", "ſ": "s",
-        "’": "'", "‘": "'", "ʼ": "'", "`": "'", "´": "'",
-        "-": " ", "‐": " ", "‑": " ", "–": " ", "—": " ", "_": " ",
-    }
+# Punctuation the training data writes another way: typographic apostrophes are ', dashes are spaces.
+# Commas left inside a name (not "LAST, First") are word breaks: the clean training names have none.
+_PUNCT = str.maketrans(
+    {"’": "'", "‘": "'", "ʼ": "'", "`": "'", "´": "'", "-": " ", "‐": " ", "‑": " ", "–": " ", "—": " ", "_": " ",
+     ",": " ", "،": " ", "、": " "}
 )  # fmt: skip
 
 
@@ -34,27 +34,68 @@ class InvalidNameError(ValueError):
 class Normalized:
     text: str  # normalised name, what the model sees
     transliterated: bool  # True when non-ASCII letters were folded to ASCII
+    script: str = ""  # the script(s) of its letters, in words: "Latin", "Cyrillic", "Han and Hiragana"
+    marks: frozenset[str] = frozenset()  # the letters' evidence for the script prior (scripts.evidence)
+    stripped: str = ""  # punctuation trimmed at the edges ("," of "Dubois,")
+    given: str = ""  # the given name after the comma of "LAST, First", not classified
+    lookalikes: str = ""  # letters of another script read as their Latin (Cyrillic, Greek) lookalikes
+    format_chars: bool = False  # invisible format characters (soft hyphen, zero-width space, BOM) deleted
+    notes: tuple[str, ...] = ()  # what a reader should know about how the name was read
 
-
-def _fold(text: str) -> str:
-    """Drop the accents of decomposed Latin letters, then map the letters Unicode cannot decompose."""
-    kept = (ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
-    return "".join(kept).translate(_SPECIAL)
+    @property
+    def native(self) -> bool:
+        """Read from a script other than Latin."""
+        return self.script not in ("", "Latin")
 
 
 def normalize_name(raw: str) -> Normalized:
-    """Fold a raw name to lower-case ASCII with single spaces. Never raises.
+    """Read a raw name in any script as lower-case ASCII with single spaces. Never raises.
 
-    Latin letters with diacritics lose them (Dvořák -> dvorak); characters with no ASCII form
-    (CJK, emoji) are kept as they are and later encoded as UNK.
+    Dvořák -> dvorak, Иванов -> ivanov, 김 -> kim, さとう -> sato, "Dubois, Marc" -> dubois,
+    Kowal\u00adski -> kowalski. Characters that are not letters and have no ASCII form (emoji) are
+    kept as they are and later encoded as UNK. Cached: the same raw name is read once.
     """
-    raw = str(raw)
-    out = " ".join(_fold(unicodedata.normalize("NFKC", raw)).lower().split())
-    # A non-ASCII letter that became ASCII (ü, ß, Ł, Æ, fullwidth Ｍ); not punctuation, not CJK.
-    transliterated = any(
-        ord(c) > 127 and c.isalpha() and (f := _fold(unicodedata.normalize("NFKC", c))) and f.isascii() for c in raw
+    return _normalize(str(raw))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def read_chars(text: str) -> str:
+    """text read as normalize_name reads a name's letters, without trimming or cutting at commas:
+    what each character becomes ("" for a format character, " " for a dash or comma, "kim" for 김)."""
+    text = scripts.delete_format(unicodedata.normalize("NFKC", text))
+    return scripts.transliterate(text.lower()).translate(_PUNCT).lower()
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _normalize(raw: str) -> Normalized:
+    nfkc = unicodedata.normalize("NFKC", raw)
+    text = scripts.delete_format(nfkc)
+    core, stripped = scripts.trim(text)
+    core, given = scripts.split_last_first(core)
+    core, lookalikes = scripts.fold_lookalikes(core)
+    codes = scripts.letter_scripts(core)
+    out = " ".join(scripts.transliterate(core.lower()).translate(_PUNCT).lower().split())
+    # A non-ASCII letter read as ASCII (ü, ß, Ł, И, 김, fullwidth Ｍ); not punctuation, not emoji.
+    letters = core if nfkc == raw else raw
+    transliterated = any(ord(c) > 127 and c.isalpha() for c in letters) and out.isascii()
+    notes = []
+    if given:
+        notes.append(f"Classified “{core}”, the surname before the comma (LAST, First); “{given}” is the given name.")
+    if lookalikes:
+        which = ", ".join(f"{c} ({scripts.script_name(scripts.script(c))})" for c in lookalikes)
+        notes.append(f"Read {which} as the {scripts.script_name(codes[0])} letter it looks like.")
+    notes += scripts.notes_for(codes)
+    return Normalized(
+        text=out,
+        transliterated=transliterated,
+        script=" and ".join(scripts.script_name(c) for c in codes),
+        marks=scripts.evidence(core),
+        stripped=stripped,
+        given=given,
+        lookalikes=lookalikes,
+        format_chars=len(text) != len(nfkc),
+        notes=tuple(notes),
     )
-    return Normalized(out, transliterated)
 
 
 @dataclass(frozen=True)
@@ -90,7 +131,9 @@ class CharEncoder:
             )
         norm = normalize_name(raw)
         if not any(c in self._index and c.isalpha() for c in norm.text):
-            raise InvalidNameError("No Latin letters found: type a surname in the Latin alphabet (e.g. Nakamura).")
+            raise InvalidNameError(
+                "No letters found: type a surname in Latin letters or any other alphabet (e.g. Nakamura, Иванов)."
+            )
         return norm
 
 

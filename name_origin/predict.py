@@ -1,35 +1,62 @@
 """Inference: load a run folder and classify names (single, batch), explain, show evidence.
 
-Batches are sorted by length (little padding) and run under torch.inference_mode.
+An answer is the model's calibrated probabilities (training prior), shifted to the prior asked for
+(name_origin.calibration), weighted by what the name's script and letters say (name_origin.scripts),
+with the abstention threshold and the conformal prediction set of that prior. Batches are sorted
+by length (little padding), each distinct name runs once, under torch.inference_mode.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
+from name_origin import calibration as C
 from name_origin.encoding import UNK, CharEncoder, InvalidNameError, Normalized, pad_batch
 from name_origin.evidence import EVIDENCE_NAME, Evidence
 from name_origin.model import NameGRU
+from name_origin.scripts import ScriptPrior, script_prior
 
 MAX_BATCH = 10_000  # names per batch request
+HELDOUT_NAME = "heldout.safetensors"  # validation's calibrated probabilities and labels (run folder)
 
 
 @dataclass
 class Prediction:
     name: str  # as typed, trimmed
     normalized: Normalized
-    probs: dict[str, float]  # every label, calibrated, highest first
-    abstain: bool  # top probability under the model's threshold
+    probs: dict[str, float]  # every label under `prior` and the script prior, highest first
+    abstain: bool  # top probability under the threshold of this prior
     evidence: dict[str, int] = field(default_factory=dict)  # training label counts of this exact name
+    model_probs: dict[str, float] = field(default_factory=dict)  # the model's alone (training prior), same order
+    script: ScriptPrior | None = None  # what the name's script and letters say (None: plain ASCII)
+    prior: str = "training"  # the prior over languages used: "training", "equal" or "custom"
+    prediction_set: tuple[str, ...] = ()  # conformal set at Predictor.coverage (empty: no held-out data)
 
     @property
     def top(self) -> tuple[str, float]:
         return next(iter(self.probs.items()))
+
+    def copy_for(self, name: str, normalized: Normalized) -> Prediction:
+        """This answer for one input row (rows sharing a normalised name share the answer, not its dicts)."""
+        return dataclasses.replace(self, name=name, normalized=normalized, probs=dict(self.probs),
+                                   evidence=dict(self.evidence), model_probs=dict(self.model_probs))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How answers are made under one prior."""
+
+    name: str  # "training", "equal" or "custom"
+    prior: torch.Tensor  # (classes,) sums to 1
+    threshold: float  # abstain when the top probability is below this
+    quantile: float | None  # conformal LAC quantile from validation; None without held-out data
 
 
 class Predictor:
@@ -40,13 +67,32 @@ class Predictor:
         self.encoder = CharEncoder(model.config.alphabet)
         calibration = config.get("calibration", {})
         self.temperature = float(calibration.get("temperature", 1.0))
-        self.threshold = float(calibration.get("abstain_threshold", 0.0))
+        self.threshold = float(calibration.get("abstain_threshold", 0.0))  # training prior, without held-out data
+        self.abstain_target = float(config.get("train", {}).get("abstain_target", 0.9))
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ValueError(f"calibration temperature must be a positive number, not {self.temperature}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"abstain_threshold must be within [0, 1], not {self.threshold}")
         path = self.run_dir / EVIDENCE_NAME
         self.evidence = Evidence.load(path) if path.is_file() else None
+        path = self.run_dir / HELDOUT_NAME
+        self.heldout = load_file(path) if path.is_file() else None  # {"probs": (n, classes), "labels": (n,)}
+        self.training_prior = self._training_prior(config.get("label_prior"))
+        self.coverage = C.COVERAGE if self.heldout is not None else None
+        self._settings: dict[str, Setting] = {}
+
+    def _training_prior(self, saved: dict | None) -> torch.Tensor:
+        """(classes,) the prior the probabilities carry: config's label_prior, else the evidence
+        file's label totals (older runs), else uniform."""
+        if saved:
+            counts = torch.tensor([float(saved.get(label, 0.0)) for label in self.labels])
+        elif self.evidence is not None:
+            counts = torch.zeros(len(self.labels)).index_add_(
+                0, self.evidence.label.long(), self.evidence.count.float()
+            )
+        else:
+            counts = torch.ones(len(self.labels))
+        return counts.clamp(min=1e-6) / counts.clamp(min=1e-6).sum()
 
     @classmethod
     def from_dir(cls, run_dir: str | Path) -> Predictor:
@@ -62,8 +108,23 @@ class Predictor:
         except (OSError, ValueError):
             return None
 
+    def setting(self, prior: str | dict | None = C.DEFAULT_PRIOR) -> Setting:
+        """The Setting of a prior ("training", "equal" or {language: weight}); raises PriorError.
+        Threshold and quantile are fitted on validation shifted to that prior, as at training."""
+        name, target = C.resolve_prior(prior, self.labels, self.training_prior)
+        key = name if name != "custom" else repr(target.tolist())
+        if key not in self._settings:
+            if self.heldout is None:
+                self._settings[key] = Setting(name, target, self.threshold if name == "training" else 0.0, None)
+            else:
+                probs = C.shift_prior(self.heldout["probs"].float(), self.training_prior, target)
+                y = self.heldout["labels"].long()
+                threshold = C.abstain_threshold(probs, y, self.abstain_target)
+                self._settings[key] = Setting(name, target, threshold, C.conformal_quantile(probs, y))
+        return self._settings[key]
+
     def _log_probs(self, encoded: list[list[int]], batch_size: int = 512) -> torch.Tensor:
-        """(n, classes) calibrated log-probabilities, in input order."""
+        """(n, classes) calibrated log-probabilities under the training prior, in input order."""
         x, lengths = pad_batch(encoded)
         order = torch.argsort(lengths, descending=True, stable=True)
         out = torch.empty(len(encoded), len(self.labels))
@@ -78,42 +139,58 @@ class Predictor:
             return {}
         return {self.labels[i]: c for i, c in self.evidence.lookup(normalized).items()}
 
-    def predict(self, raw: str) -> Prediction:
-        """Classify one name; raises InvalidNameError with a user-facing message."""
-        norm = self.encoder.validate(raw)
-        probs = self._log_probs([self.encoder.encode(norm.text)])[0].exp()
-        return self._prediction(str(raw).strip(), norm, probs)
+    def predict(self, raw: str, prior: str | dict | None = C.DEFAULT_PRIOR) -> Prediction:
+        """Classify one name; raises InvalidNameError (or PriorError) with a user-facing message."""
+        result = self.predict_batch([raw], prior)[0]
+        if isinstance(result, InvalidNameError):
+            raise result
+        return result
 
-    def _prediction(self, name: str, norm: Normalized, probs: torch.Tensor) -> Prediction:
-        values = probs.tolist()
-        order = sorted(range(len(values)), key=lambda i: -values[i])  # stable: ties keep label order
-        ranked = {self.labels[i]: values[i] for i in order}
-        return Prediction(name, norm, ranked, values[order[0]] < self.threshold, self._evidence(norm.text))
-
-    def predict_batch(self, raws: list[str]) -> list[Prediction | InvalidNameError]:
-        """Classify many names at once; an invalid name yields its error in its place."""
+    def predict_batch(
+        self, raws: list[str], prior: str | dict | None = C.DEFAULT_PRIOR
+    ) -> list[Prediction | InvalidNameError]:
+        """Classify many names at once; an invalid name yields its error in its place.
+        Over MAX_BATCH names raises InvalidNameError: the one place the batch limit is checked."""
         if len(raws) > MAX_BATCH:
-            raise InvalidNameError(f"{len(raws):,} names: the limit is {MAX_BATCH:,} per batch.")
-        results: list[Prediction | InvalidNameError] = []
-        valid: list[tuple[int, Normalized]] = []
-        for i, raw in enumerate(raws):
+            raise InvalidNameError(f"{len(raws):,} names: the limit is {MAX_BATCH:,} per batch. Please split the list.")
+        setting = self.setting(prior)
+        norms: list[Normalized | InvalidNameError] = []
+        for raw in raws:
             try:
-                valid.append((i, self.encoder.validate(raw)))
-                results.append(None)  # type: ignore[arg-type]
+                norms.append(self.encoder.validate(raw))
             except InvalidNameError as e:
-                results.append(e)
-        if valid:  # each distinct normalised name runs once; ranking is one sort, not one per row
-            texts = list(dict.fromkeys(norm.text for _, norm in valid))
-            probs = self._log_probs([self.encoder.encode(t) for t in texts]).exp()
-            values, order = (t.tolist() for t in probs.sort(dim=1, descending=True, stable=True))
-            ranked = {
-                t: ({self.labels[j]: v for j, v in zip(o, vs, strict=True)}, vs[0] < self.threshold, self._evidence(t))
-                for t, o, vs in zip(texts, order, values, strict=True)
-            }
-            for i, norm in valid:
-                top, abstain, seen = ranked[norm.text]
-                results[i] = Prediction(str(raws[i]).strip(), norm, dict(top), abstain, dict(seen))
-        return results
+                norms.append(e)
+        keys = list(dict.fromkeys((n.text, n.marks) for n in norms if isinstance(n, Normalized)))
+        answers = dict(zip(keys, self._answers(keys, setting), strict=True))
+        return [
+            n if isinstance(n, InvalidNameError) else answers[n.text, n.marks].copy_for(str(raw).strip(), n)
+            for raw, n in zip(raws, norms, strict=True)
+        ]
+
+    def _answers(self, keys: list[tuple[str, frozenset]], setting: Setting) -> list[Prediction]:
+        """One Prediction per distinct (normalised text, marks); each distinct text runs once."""
+        if not keys:
+            return []
+        texts = list(dict.fromkeys(text for text, _ in keys))
+        row = {t: i for i, t in enumerate(texts)}
+        model = self._log_probs([self.encoder.encode(t) for t in texts]).exp()[[row[t] for t, _ in keys]]
+        probs = C.shift_prior(model, self.training_prior, setting.prior)  # (keys, classes)
+        scripts = [script_prior(tuple(self.labels), marks) if marks else None for _, marks in keys]
+        if any(scripts):  # p'(c|x) ∝ p(c|x)·π(c|letters)
+            weights = torch.tensor([s.weights if s else (1.0,) * len(self.labels) for s in scripts])
+            probs = C.shift_prior(probs, torch.ones(len(self.labels)), weights)
+        sets = C.prediction_sets(probs, setting.quantile) if setting.quantile is not None else None
+        values, order = probs.sort(dim=1, descending=True, stable=True)
+        out = []
+        for k, (text, _) in enumerate(keys):
+            o = order[k].tolist()
+            ranked = {self.labels[j]: v for j, v in zip(o, values[k].tolist(), strict=True)}
+            base = {self.labels[j]: float(model[k, j]) for j in o}
+            chosen = tuple(self.labels[j] for j in o if sets is not None and sets[k, j])
+            abstain = values[k, 0].item() < setting.threshold
+            out.append(Prediction(text, None, ranked, abstain, self._evidence(text), base, scripts[k], setting.name,
+                                  chosen))  # fmt: skip
+        return out
 
     def explain(self, raw: str, label: str | None = None) -> list[tuple[str, float]]:
         """Occlusion: for each character, how much the label's log-probability drops when that
@@ -121,7 +198,7 @@ class Predictor:
         norm = self.encoder.validate(raw)
         ids = self.encoder.encode(norm.text)
         variants = [ids] + [ids[:i] + [UNK] + ids[i + 1 :] for i in range(len(ids))]
-        logp = self._log_probs(variants)  # all of one length: one fused batch when short enough
+        logp = self._log_probs(variants)  # all of one length
         target = self.labels.index(label) if label else int(logp[0].argmax())
         scores = (logp[0, target] - logp[1:, target]).tolist()
         return list(zip(norm.text, scores, strict=True))

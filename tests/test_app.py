@@ -1,5 +1,5 @@
 """app.py and trainer/serving.py in-process: the pure functions behind the single-name tab and the
-Model tab, for every bad-input class (empty, digits, emoji, CJK, too long, markup, unexpected
+Model tab, for every bad-input class (empty, digits, emoji, symbols, too long, markup, unexpected
 errors) and the good paths (trimming, transliteration, particles, evidence, unsure). The API and
 the batch tab: tests/test_app_batch.py."""
 
@@ -13,6 +13,7 @@ import pytest
 from conftest import read_csv_gz
 
 import app
+from name_origin import batch, model_tab
 from name_origin import views as serving
 from name_origin.encoding import normalize_name
 from name_origin.hub import ResolvedModel
@@ -25,6 +26,7 @@ EXAMPLE_CLASSES = {
     "Haddad": "Arabic", "Zhang": "Chinese", "Van den Berg": "Dutch", "Thompson": "English", "Lefèvre": "French",
     "Papadopoulos": "Greek", "Rossi": "Italian", "Choi": "Korean", "Kowalski": "Polish", "Gonçalves": "Portuguese",
     "Ivanov": "Russian", "MacLeod": "Scottish", "Nguyen": "Vietnamese", "Von Wegberg": "German",
+    "Иванов": "Russian", "Παπαδόπουλος": "Greek", "김": "Korean", "田中": "Japanese", "محمد": "Arabic",
 }  # fmt: skip
 BAD_INPUTS = {
     "empty": ("", "type a surname"),
@@ -32,7 +34,7 @@ BAD_INPUTS = {
     "none": (None, "type a surname"),
     "digits only": ("12345", "Latin letters"),
     "emoji": ("😀🎉", "Latin letters"),
-    "CJK": ("中村", "Latin letters"),
+    "symbols": ("★♥", "Latin letters"),
     "punctuation only": ("<>/!?", "Latin letters"),
     "too long": ("a" * 51, "at most 50"),
     "long markup": ("<script>" + "x" * 60 + "</script>", "at most 50"),
@@ -41,7 +43,7 @@ BAD_INPUTS = {
 
 @pytest.fixture
 def fresh(tiny_run) -> Predictor:
-    """A predictor of its own, for tests that change its threshold."""
+    """A predictor of its own, for tests that change its abstention target (before its first answer)."""
     return Predictor.from_dir(tiny_run)
 
 
@@ -118,7 +120,8 @@ def test_markup_is_dropped_and_shown_as_inert_text(predictor, raw):
 
 def test_unknown_characters_never_reach_the_model(predictor):
     assert serving.usable(predictor, "<b>x</b>") == (" b x  b ", "<>/")  # no glued "bxb"
-    assert serving.usable(predictor, "Nakamura 中村") == ("Nakamura   ", "中村")
+    assert serving.usable(predictor, "Nakamura 😀") == ("Nakamura  ", "😀")
+    assert serving.usable(predictor, "Nakamura 中村") == ("Nakamura 中村", "")  # any script is read
     assert serving.usable(predictor, "Smith2") == ("Smith ", "2")
     assert serving.usable(predictor, "Müller") == ("Müller", "")
     assert serving.usable(predictor, "12345") == ("12345", "")  # nothing left: the predictor explains why
@@ -134,7 +137,7 @@ def test_md_escape_makes_user_text_inert():
 
 
 def test_unsure_shows_top3_and_no_single_answer(fresh):
-    fresh.threshold = 1.01  # nothing reaches it
+    fresh.abstain_target = 1.01  # no threshold reaches it: the threshold becomes 1, which nothing reaches
     view = serving.analyse(fresh, "Nakamura")
     assert view.unsure and len(view.bars) == serving.UNSURE_K
     assert view.status.startswith("**Unsure**")
@@ -144,7 +147,7 @@ def test_unsure_shows_top3_and_no_single_answer(fresh):
 
 
 def test_confident_answer_when_threshold_is_met(fresh):
-    fresh.threshold = 0.0
+    fresh.abstain_target = 0.0  # every held-out name answered: the threshold is the lowest confidence
     view = serving.analyse(fresh, "Nakamura")
     assert not view.unsure and len(view.bars) == serving.TOP_K
     assert view.status.startswith("Most likely **")
@@ -178,7 +181,7 @@ class Broken:
     def predict(self, raw):
         raise RuntimeError("secret internal detail /srv/model")
 
-    predict_batch = predict
+    predict_batch = setting = predict
 
 
 def test_unexpected_error_is_logged_and_generic(caplog):
@@ -189,16 +192,16 @@ def test_unexpected_error_is_logged_and_generic(caplog):
     with pytest.raises(gr.Error, match="Something went wrong") as err:
         app.api_predict(Broken(), "Nakamura")
     assert "secret" not in str(err.value)
-    table, path, status = serving.run_batch(Broken(), "Nakamura", None, Path("."))
+    table, path, status = batch.run_batch(Broken(), "Nakamura", None, Path("."))
     assert path is None and serving.GENERIC_ERROR in status and table.empty
 
 
 def test_model_tab_texts(predictor):
     metrics = predictor.metrics()
-    table = serving.quality_table(metrics)
+    table = model_tab.quality_table(metrics)
     assert "**this model**" in table and "85.06%" in table and "85.20%" in table
     resolved = ResolvedModel(predictor.run_dir, "hub", "a" * 40, ["local folder x: no <config.json>"], "me/names")
-    text = serving.served_text(resolved)
+    text = model_tab.served_text(resolved)
     assert "hub model: me/names at revision" in text and "a" * 40 in text and "&lt;config" in text
 
 

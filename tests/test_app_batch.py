@@ -10,6 +10,7 @@ import gradio as gr
 import pytest
 
 import app
+from name_origin import batch
 from name_origin import views as serving
 from name_origin.encoding import InvalidNameError
 from name_origin.predict import MAX_BATCH
@@ -25,7 +26,9 @@ def test_api_predict_json(predictor):
 
 
 def test_api_predict_batch_keeps_order_and_marks_errors(predictor):
-    out = app.api_predict_batch(predictor, ["Nakamura", "", "12", "Müller", "a" * 51])
+    answer = app.api_predict_batch(predictor, ["Nakamura", "", "12", "Müller", "a" * 51])
+    out = answer["results"]
+    assert answer["prior"]["name"] == "equal" and sum(answer["prior"]["weights"].values()) == pytest.approx(1)
     assert [o["name"] for o in out] == ["Nakamura", "", "12", "Müller", "a" * 51]
     assert "language" in out[0] and out[3]["transliterated"]
     assert [("error" in o) for o in out] == [False, True, True, False, True]
@@ -43,36 +46,50 @@ def test_serving_cores_raise_user_errors_not_gradio_ones(predictor):
         serving.predict_json(predictor, "  ")
     with pytest.raises(InvalidNameError, match="limit is 10,000"):
         serving.predict_batch_json(predictor, ["Rossi"] * (MAX_BATCH + 1))
-    assert serving.predict_batch_json(predictor, None) == []
+    assert serving.predict_batch_json(predictor, None)["results"] == []
 
 
 def test_run_batch_from_text(predictor, tmp_path):
     text = "Nakamura\n\n  Müller \n12345\nDe la Fuente\n=cmd\n"
-    table, path, status = serving.run_batch(predictor, text, None, tmp_path)
+    table, path, status = batch.run_batch(predictor, text, None, tmp_path)
     assert list(table["name"]) == ["Nakamura", "Müller", "12345", "De la Fuente", "=cmd"]
     assert "5 names" in status and "4 classified" in status and "1 unreadable" in status
-    assert table.loc[2, "note"].startswith("No Latin letters") and table["language"].isna()[2]
+    assert table.loc[2, "note"].startswith("No letters") and table["language"].isna()[2]
     assert set(predictor.labels) <= set(table.columns)
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 5 and rows[4]["name"] == "'=cmd"  # no spreadsheet formula
     assert float(rows[0]["confidence"]) == pytest.approx(max(float(rows[0][lab]) for lab in predictor.labels))
-    assert rows[1]["note"] == "transliterated → muller"
+    assert rows[1]["note"] == "transliterated → muller; ü: Dutch, French, German and Spanish"
 
 
 @pytest.mark.parametrize("text", ["", "\n \n", None])
 def test_run_batch_empty(predictor, tmp_path, text):
-    table, path, status = serving.run_batch(predictor, text, None, tmp_path)
+    table, path, status = batch.run_batch(predictor, text, None, tmp_path)
     assert path is None and table.empty and "Paste surnames" in status
 
 
 def test_run_batch_over_limit(predictor, tmp_path):
-    table, path, status = serving.run_batch(predictor, "Rossi\n" * (MAX_BATCH + 1), None, tmp_path)
+    table, path, status = batch.run_batch(predictor, "Rossi\n" * (MAX_BATCH + 1), None, tmp_path)
     assert path is None and table.empty and "10,001 names" in status and "limit is 10,000" in status
 
 
+def test_batch_limit_is_checked_in_one_place(predictor, tmp_path, monkeypatch):
+    """Predictor.predict_batch holds the limit; the API and the batch tab follow it, not copies."""
+    import name_origin.predict
+
+    monkeypatch.setattr(name_origin.predict, "MAX_BATCH", 3)
+    with pytest.raises(InvalidNameError, match="4 names: the limit is 3"):
+        predictor.predict_batch(["Rossi"] * 4)
+    with pytest.raises(InvalidNameError, match="limit is 3"):
+        serving.predict_batch_json(predictor, ["Rossi"] * 4)
+    table, path, status = batch.run_batch(predictor, "Rossi\n" * 4, None, tmp_path)
+    assert path is None and table.empty and "limit is 3" in status
+    assert len(serving.predict_batch_json(predictor, ["Rossi"] * 3)["results"]) == 3  # the limit itself is allowed
+
+
 def test_run_batch_shows_first_rows_but_csv_has_all(predictor, tmp_path):
-    table, path, status = serving.run_batch(predictor, "Rossi\nKim\nLi\nSato\nSmith", None, tmp_path, shown_rows=3)
+    table, path, status = batch.run_batch(predictor, "Rossi\nKim\nLi\nSato\nSmith", None, tmp_path, shown_rows=3)
     assert len(table) == 3 and "first 3 rows" in status
     assert len(Path(path).read_text(encoding="utf-8").splitlines()) == 6
 
@@ -82,7 +99,7 @@ def test_run_batch_shows_first_rows_but_csv_has_all(predictor, tmp_path):
     [
         ("name,country\nNakamura,JP\nRossi,IT\n", ["Nakamura", "Rossi"]),
         ("Nakamura\nRossi\n", ["Nakamura", "Rossi"]),
-        ("\ufeffSurname;x\nMüller;1\n\n;2\nDe la Fuente;3\n", ["Müller", "De la Fuente"]),
+        ("\ufeffSurname;x\nMüller;1\n\n;2\nDe la Fuente;3\n", ["Müller", "", "", "De la Fuente"]),  # rows kept
         ('"Smith, Jr",a\n"O\'Brien",b\n', ["Smith, Jr", "O'Brien"]),
         ("Names\tid\nKim\t1\n", ["Kim"]),
     ],
@@ -90,15 +107,74 @@ def test_run_batch_shows_first_rows_but_csv_has_all(predictor, tmp_path):
 def test_names_from_csv(tmp_path, content, expected):
     path = tmp_path / "names.csv"
     path.write_text(content, encoding="utf-8")
-    assert serving.names_from_csv(path) == expected
+    assert batch.names_from_csv(path).names == expected
 
 
 def test_run_batch_from_csv_and_binary_file(predictor, tmp_path):
     good = tmp_path / "upload.csv"
     good.write_text("surname\nNakamura\nRossi\n", encoding="utf-8")
-    table, path, status = serving.run_batch(predictor, "ignored when a file is given", str(good), tmp_path)
+    table, path, status = batch.run_batch(predictor, "ignored when a file is given", str(good), tmp_path)
     assert list(table["name"]) == ["Nakamura", "Rossi"] and "from upload\\.csv" in status
     junk = tmp_path / "junk.csv"
     junk.write_bytes(bytes(range(256)) * 4)
-    table, path, status = serving.run_batch(predictor, None, str(junk), tmp_path)
+    table, path, status = batch.run_batch(predictor, None, str(junk), tmp_path)
     assert serving.GENERIC_ERROR not in status  # readable rows, or notes saying why not: never a crash
+    assert path is None and table.empty and "does not look like a CSV" in status
+
+
+def test_run_batch_reads_a_legacy_spreadsheet_file(predictor, tmp_path):
+    """The reported bug, end to end: a Windows-1252 CSV gave Nachname, M�ller, Lef�vre, all classified."""
+    upload = tmp_path / "excel.csv"
+    upload.write_bytes("Nachname;Vorname\r\nMüller;Hans\r\nLefèvre;Marc\r\n".encode("cp1252"))
+    table, path, status = batch.run_batch(predictor, None, str(upload), tmp_path)
+    assert list(table["name"]) == ["Müller", "Lefèvre"] and table["language"].notna().all()
+    assert "2 names" in status and "2 classified" in status and "Windows\\-1252" in status
+    assert "⚠️" in status and "CSV UTF\\-8" in status  # the encoding was a guess, and the user is told
+    with open(path, newline="", encoding="utf-8") as f:
+        assert [r["name"] for r in csv.DictReader(f)] == ["Müller", "Lefèvre"]
+
+
+def test_run_batch_keeps_rows_aligned_and_explains_unreadable_ones(predictor, tmp_path):
+    """An Excel sep= line, a blank cell, an undecodable one: every data row keeps its place."""
+    upload = tmp_path / "mixed.csv"
+    upload.write_bytes(
+        b"sep=;\r\nVorname;Nachname\r\nHans;M\xc3\xbcller\r\nAnna;\r\nMarc;Lef\xe8vre\r\nLuigi;Rossi\r\n"
+    )
+    table, path, status = batch.run_batch(predictor, None, str(upload), tmp_path)
+    assert list(table["name"]) == ["Müller", "", "Lef\ufffdvre", "Rossi"]  # Nachname, not sep= or the header
+    assert list(table["language"].notna()) == [True, False, False, True]
+    assert table.loc[1, "note"].startswith("Empty cell") and "could not be decoded" in table.loc[2, "note"]
+    assert "4 names" in status and "2 unreadable" in status and "from its sep= line" in status
+    table, _, _ = batch.run_batch(predictor, None, str(upload), tmp_path, header="no", column=0)
+    assert list(table["name"]) == ["Vorname", "Hans", "Anna", "Marc", "Luigi"]  # the user's choice wins
+
+
+@pytest.mark.parametrize(
+    "data, column, message",
+    [
+        (b"PK\x03\x04" + bytes(range(256)) * 4, None, "Excel workbook"),  # an .xlsx renamed .csv
+        (b"", None, "empty"),
+        (b"Surname\n", None, "no names"),
+        ("Vorname;Nachname\nHans;Müller\n".encode(), 2, "no column 3"),  # a stale column choice
+    ],
+)
+def test_run_batch_unreadable_upload_one_message(predictor, tmp_path, data, column, message):
+    upload = tmp_path / "upload.csv"
+    upload.write_bytes(data)
+    table, path, status = batch.run_batch(predictor, None, str(upload), tmp_path, column=column)
+    assert path is None and table.empty and message in status and status.count("⚠️") == 1
+
+
+def test_column_choices_for_the_batch_tab(tmp_path):
+    upload = tmp_path / "upload.csv"
+    upload.write_bytes("Vorname;Nachname;Stadt\nHans;Müller;Köln\n".encode("cp1252"))
+    choices, picked = batch.column_choices(str(upload), "auto")
+    assert picked == 1 and choices == [
+        ("Vorname (e.g. Hans)", 0),
+        ("Nachname (e.g. Müller)", 1),
+        ("Stadt (e.g. Köln)", 2),
+    ]
+    choices, picked = batch.column_choices(str(upload), "no")
+    assert picked == 0 and choices[1] == ("column 2 (e.g. Nachname)", 1)
+    upload.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(100))
+    assert batch.column_choices(str(upload), "auto") == ([], None) == batch.column_choices(None, "auto")

@@ -110,7 +110,9 @@ def test_client_predict_bad_input_is_a_clear_error(client, raw, needle):
 
 
 def test_client_predict_batch(client):
-    out = client.predict(["Nakamura", "12345", "De la Fuente"], api_name="/predict_batch")
+    answer = client.predict(["Nakamura", "12345", "De la Fuente"], api_name="/predict_batch")
+    out = answer["results"]
+    assert answer["prior"]["name"] == "equal"
     assert [o["name"] for o in out] == ["Nakamura", "12345", "De la Fuente"]
     assert "error" in out[1] and "language" in out[0] and "language" in out[2]
     with pytest.raises(AppError, match="limit is 10,000"):
@@ -140,7 +142,13 @@ def test_raw_rest_route(server):
     assert event == "error" and "Latin letters" in json.dumps(payload)
     assert "Traceback" not in json.dumps(payload)
     event, payload = rest_call(url, "predict_batch", [["Rossi", ""]])
-    assert event == "complete" and "error" in payload[0][1]
+    assert event == "complete" and "error" in payload[0]["results"][1]
+    event, payload = rest_call(url, "predict", ["Nakamura", "training"])
+    assert event == "complete" and payload[0]["prior"]["name"] == "training"
+    event, payload = rest_call(url, "predict", ["Nakamura", {"Japanese": 1, "Russian": 1}])
+    assert event == "complete" and set(payload[0]["prediction_set"]) <= {"Japanese", "Russian"}
+    event, payload = rest_call(url, "predict", ["Nakamura", "Klingon"])
+    assert event == "error" and "prior must be one of" in json.dumps(payload)
 
 
 def test_32_concurrent_clients_x_25_requests(server):

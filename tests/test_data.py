@@ -1,6 +1,8 @@
 """Data: where the files are looked for, downloads (faked, never the network), strict parsing,
 the stratified validation split and length-bucketed batches."""
 
+import codecs
+import csv
 import gzip
 import hashlib
 import io
@@ -12,6 +14,7 @@ import pytest
 import torch
 from conftest import write_csv_gz
 
+from name_origin.encoding import normalize_name
 from trainer import data
 from trainer.data import FILES, DataError, bucketed_batches, load, locate, parse, read_rows, stratified_split
 
@@ -229,6 +232,76 @@ def test_load_reports_malformed_rows_and_never_mislabels(tmp_path):
     assert ds.test.names == ["taylor", "klein", "yamada"]
     assert ds.checksums == {name: data.sha256(d / name) for name in FILES}
     assert set(ds.encoder.alphabet) == set("".join(ds.train.names))  # vocabulary from the train part only
+
+
+def write_bom_csv_gz(path, rows, bom=True):
+    """A gzipped CSV as a spreadsheet might save it: a UTF-8 byte-order mark first."""
+    buf = io.StringIO()
+    csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
+    with gzip.open(path, "wb") as f:
+        f.write((codecs.BOM_UTF8 if bom else b"") + buf.getvalue().encode("utf-8"))
+
+
+def test_read_rows_removes_the_byte_order_mark(tmp_path):
+    path = tmp_path / "names_train.csv.gz"
+    write_bom_csv_gz(path, [("Smith", "English"), ("Jones", "English")])
+    assert read_rows(path) == [["Smith", "English"], ["Jones", "English"]]  # not "\ufeffSmith"
+    assert data.has_bom(path)
+    write_bom_csv_gz(path, [("Smith", "English")], bom=False)
+    assert read_rows(path) == [["Smith", "English"]] and not data.has_bom(path)
+
+
+def test_parse_cleans_names_with_the_serving_function_and_counts_each_change():
+    rows = [
+        ["Park ", "Korean"],  # trailing space
+        [" Lytkin,", "Russian"],  # leading space, trailing comma
+        ["Jevolojnov,", "Russian"],
+        ["Dubois, Marc", "French"],  # LAST, First
+        ["\ufeffJones", "English"],  # a stray byte-order mark inside the file
+        ["Kowal\u00adski", "Polish"],  # soft hyphen
+        ["Nоvak", "Czech"],  # Cyrillic о
+        ["Müller", "German"],
+        ["Smith", "English"],
+    ]
+    raw, names, labels, report = parse(rows, None)
+    assert names == ["park", "lytkin", "jevolojnov", "dubois", "jones", "kowalski", "novak", "muller", "smith"]
+    assert names == [normalize_name(r).text for r in raw]  # the one function serving uses
+    assert raw == [r[0] for r in rows]  # the names as written are kept beside them
+    assert (report.trimmed_spaces, report.trimmed_punctuation, report.last_first) == (2, 2, 1)
+    assert (report.format_chars, report.lookalikes, report.transliterated) == (2, 1, 1)
+    assert report.skipped == 0 and report.bom == 0
+    assert report.cleaned == {"trimmed_spaces": 2, "trimmed_punctuation": 2, "format_chars": 2, "last_first": 1,
+                              "lookalikes": 1, "transliterated": 1}  # fmt: skip
+
+
+def test_load_reads_bom_files_and_builds_the_alphabet_from_clean_names(tmp_path):
+    train = [("Smith", "English"), ("Jones ", "English"), ("Brown,", "English"), ("Wilson", "English")]
+    train += [("Park ", "Korean"), ("Kim", "Korean"), ("Lee,", "Korean"), ("Choi", "Korean")]
+    train += [("Lytkin,", "Russian"), ("Ivanov", "Russian"), ("Dan'Ko", "Russian"), ("Pet\ufeffrov", "Russian")]
+    d = tmp_path / "d"
+    d.mkdir()
+    write_bom_csv_gz(d / "names_train.csv.gz", train)
+    write_bom_csv_gz(d / "names_test.csv.gz", [("Taylor,", "English"), ("Yoon ", "Korean")])
+    ds = load(d, val_fraction=0.25, seed=0)
+    tr, te = ds.reports["train"], ds.reports["test"]
+    assert (tr.rows, tr.skipped, tr.bom) == (12, 0, 1)
+    assert (tr.trimmed_spaces, tr.trimmed_punctuation, tr.format_chars) == (2, 3, 1)
+    assert (te.rows, te.bom, te.trimmed_spaces, te.trimmed_punctuation) == (2, 1, 1, 1)
+    assert ds.labels == ("English", "Korean", "Russian")
+    every = ds.train.names + ds.val.names
+    assert "smith" in every and "lytkin" in every and "petrov" in every
+    assert ds.test.names == ["taylor", "yoon"]
+    assert "," not in ds.encoder.alphabet and "\ufeff" not in ds.encoder.alphabet
+    assert set(ds.encoder.alphabet) <= set(" 'abcdefghijklmnopqrstuvwxyz")
+
+
+def test_real_data_cleans_to_letters_space_and_apostrophe(real_data_dir):
+    ds = load(real_data_dir, val_fraction=0.1, seed=0)
+    assert ds.encoder.alphabet == " 'abcdefghijklmnopqrstuvwxyz"  # no comma: the 3 trailing ones are trimmed
+    tr, te = ds.reports["train"], ds.reports["test"]
+    assert tr.trimmed_punctuation + te.trimmed_punctuation == 3  # Jevolojnov, Lytkin, Lysansky
+    assert tr.trimmed_spaces > 0 and tr.skipped == te.skipped == 0
+    assert tr.transliterated == te.transliterated == 0  # the files are ASCII
 
 
 def test_load_real_subset(small_data_dir):

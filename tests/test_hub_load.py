@@ -20,7 +20,7 @@ from huggingface_hub.errors import (
 )
 
 from name_origin.hub import HubError, ResolvedModel, default_repo, load_served_model
-from name_origin.views import served_text
+from name_origin.model_tab import served_text
 
 
 def folder_for(spec, run: Path, root: Path):

@@ -9,6 +9,7 @@ import torch
 from conftest import read_csv_gz
 from test_evidence import train_rows
 
+from name_origin import calibration as C
 from name_origin.encoding import UNK, InvalidNameError, normalize_name, pad_batch
 from trainer import evaluate as E
 
@@ -124,7 +125,7 @@ def confidence_data(n=4000, classes=5, seed=0):
 @pytest.mark.parametrize("target", [0.8, 0.9, 0.95])
 def test_abstain_threshold_meets_target_on_kept_set(target):
     probs, y = confidence_data()
-    t = E.abstain_threshold(probs, y, target)
+    t = C.abstain_threshold(probs, y, target)
     conf, pred = probs.max(1)
     kept = conf >= t
     assert 0 < kept.sum() < len(y)
@@ -140,7 +141,7 @@ def test_abstain_threshold_with_tied_confidences():
     conf = torch.tensor([0.99] * 10 + [0.8] * 10)
     probs = torch.stack([conf, 1 - conf], 1)
     y = torch.tensor([0] * 10 + [0, 1] * 5)
-    t = E.abstain_threshold(probs, y, 0.9)
+    t = C.abstain_threshold(probs, y, 0.9)
     kept = conf >= t
     assert (probs.argmax(1) == y)[kept].double().mean() >= 0.9  # 0.75 when the cut falls inside the tie
 
@@ -148,12 +149,12 @@ def test_abstain_threshold_with_tied_confidences():
 def test_abstain_threshold_unreachable_target():
     probs, y = confidence_data()
     wrong = (probs.argmax(1) + 1) % probs.shape[1]  # every answer wrong
-    assert E.abstain_threshold(probs, wrong, 0.9) == 1.0
+    assert C.abstain_threshold(probs, wrong, 0.9) == 1.0
 
 
 def test_abstain_threshold_zero_target_answers_everything():
     probs, y = confidence_data()
-    t = E.abstain_threshold(probs, y, 0.0)
+    t = C.abstain_threshold(probs, y, 0.0)
     assert bool((probs.max(1).values >= t).all())
 
 
@@ -247,7 +248,7 @@ def test_explain_is_occlusion_toward_the_label(predictor):
     for i, (_, score) in enumerate(scores):
         assert score == pytest.approx(base - logp(ids[:i] + [UNK] + ids[i + 1 :]), abs=1e-5)
     default = predictor.explain(text)  # without a label: toward the predicted one
-    top = predictor.predict(text).top[0]
+    top = predictor.predict(text, prior="training").top[0]  # the model's own answer: no prior shift
     assert default == predictor.explain(text, top)
 
 
@@ -260,7 +261,7 @@ def test_prediction_uses_saved_temperature_and_threshold(predictor, tiny_run):
     cfg = json.loads((tiny_run / "config.json").read_text())
     assert predictor.temperature == cfg["calibration"]["temperature"]
     assert predictor.threshold == cfg["calibration"]["abstain_threshold"]
-    pred = predictor.predict("Nakamura")
+    pred = predictor.predict("Nakamura", prior="training")  # the model's own probabilities
     assert sum(pred.probs.values()) == pytest.approx(1, abs=1e-5)
     assert list(pred.probs.values()) == sorted(pred.probs.values(), reverse=True)
     x, lengths = pad_batch([predictor.encoder.encode("nakamura")])
@@ -268,7 +269,7 @@ def test_prediction_uses_saved_temperature_and_threshold(predictor, tiny_run):
         expected = (predictor.model.members[0](x, lengths) / predictor.temperature).softmax(-1)[0]
     for i, lab in enumerate(predictor.labels):
         assert pred.probs[lab] == pytest.approx(expected[i].item(), abs=1e-6)
-    assert pred.abstain == (pred.top[1] < predictor.threshold)
+    assert pred.abstain == (pred.top[1] < predictor.setting("training").threshold)
 
 
 # --- the run's metrics.json -------------------------------------------------------------------
@@ -312,7 +313,7 @@ def test_run_metrics_hold_the_trust_sections(tiny_run, small_data_dir):
 def test_run_test_accuracy_matches_the_saved_model(predictor, small_data_dir, tiny_run):
     """metrics.json describes the model that was saved (the best-validation epoch), not another."""
     rows = read_csv_gz(small_data_dir / "names_test.csv.gz")
-    preds = predictor.predict_batch([n for n, _ in rows])
+    preds = predictor.predict_batch([n for n, _ in rows], prior="training")  # metrics' "test" is the training prior
     correct = sum(p.top[0] == lab for p, (_, lab) in zip(preds, rows, strict=True))
     m = json.loads((tiny_run / "metrics.json").read_text())
     assert correct / len(rows) == pytest.approx(m["test"]["accuracy"], abs=1e-9)

@@ -40,6 +40,7 @@ class TrainConfig:
     label_smoothing: float = 0.0  # cross-entropy label smoothing
     unk_dropout: float = 0.0  # share of training characters replaced by UNK (augmentation)
     class_weight_power: float = 0.0  # weight classes by (1/frequency)**power; 0 = unweighted
+    targets: str = "rows"  # "rows": each file row's label; "names": each distinct name once, its labels' shares
     val_fraction: float = 0.1  # share of train carved out (stratified) for model selection
     select_on: str = "val_loss"  # best epoch by "val_loss" (lowest) or "val_accuracy" (highest)
     patience: int = 0  # stop after this many epochs without a better validation score; 0 = never
@@ -58,6 +59,7 @@ class TrainConfig:
             "unk_dropout must be in [0, 1)": 0 <= self.unk_dropout < 1,
             "label_smoothing must be in [0, 1)": 0 <= self.label_smoothing < 1,
             "abstain_target must be in [0, 1]": 0 <= self.abstain_target <= 1,
+            "targets must be rows or names": self.targets in ("rows", "names"),
             "schedule must be constant or onecycle": self.schedule in ("constant", "onecycle"),
             "select_on must be val_loss or val_accuracy": self.select_on in ("val_loss", "val_accuracy"),
             "device must be auto, cpu or cuda": self.device in ("auto", "cpu", "cuda")

@@ -6,6 +6,7 @@ committed: they are read from --data-dir / $NAME_ORIGIN_DATA, ./data, or ../shar
 
 from __future__ import annotations
 
+import codecs
 import csv
 import functools
 import gzip
@@ -25,7 +26,7 @@ from name_origin.encoding import CharEncoder, normalize_name, pad_batch
 log = logging.getLogger(__name__)
 
 DATA_ENV = "NAME_ORIGIN_DATA"
-FILES = {  # file name -> sha256 published in shared/data/README.md
+FILES = {  # file name -> sha256, as listed in data/README.md
     "names_train.csv.gz": "49b4bf41dce5bfeac989b46ca37cf7baccd9a0d2a855df82f86de67a9376268f",
     "names_test.csv.gz": "57d7758db533a42c99d513b2341a7e7b0f55c1e0e7d233b1ef6a4fa2f1adf753",
 }
@@ -103,6 +104,20 @@ class LoadReport:
     bad_columns: int = 0  # rows without exactly two fields
     empty_name: int = 0  # names with no character left after normalisation
     unknown_label: int = 0  # labels that training never saw (test file only)
+    # What cleaning changed in the names kept: normalize_name, the same function serving uses.
+    bom: int = 0  # 1 when the file began with a byte-order mark (read as utf-8-sig, so removed)
+    trimmed_spaces: int = 0  # names with spaces at an edge ("Park ")
+    trimmed_punctuation: int = 0  # names with punctuation at an edge ("Lytkin,")
+    format_chars: int = 0  # names with invisible format characters deleted (U+FEFF, soft hyphen, zero-width space)
+    last_first: int = 0  # "LAST, First" names, cut at the comma
+    lookalikes: int = 0  # names with a letter of another script read as its lookalike (Cyrillic о in Nоvak)
+    transliterated: int = 0  # names with non-ASCII letters read as ASCII (Müller -> muller)
+
+    @property
+    def cleaned(self) -> dict[str, int]:
+        """The non-zero counts of what cleaning changed, for the log."""
+        keys = ("bom", "trimmed_spaces", "trimmed_punctuation", "format_chars", "last_first", "lookalikes")
+        return {k: getattr(self, k) for k in (*keys, "transliterated") if getattr(self, k)}
 
     @property
     def skipped(self) -> int:
@@ -110,32 +125,46 @@ class LoadReport:
 
 
 def read_rows(path: Path) -> list[list[str]]:
+    """The rows of a gzipped UTF-8 CSV file, read as utf-8-sig: a byte-order mark at its start is removed."""
     try:
-        with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+        with gzip.open(path, "rt", encoding="utf-8-sig", newline="") as f:
             return list(csv.reader(io.StringIO(f.read())))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise DataError(f"{path} is not a readable gzipped UTF-8 CSV file: {e}") from e
 
 
+def has_bom(path: Path) -> bool:
+    """Whether the (readable) gzipped file begins with a UTF-8 byte-order mark."""
+    with gzip.open(path, "rb") as f:
+        return f.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8
+
+
 def parse(
     rows: list[list[str]], label_index: dict[str, int] | None
 ) -> tuple[list[str], list[str], list[str], LoadReport]:
-    """Validate rows; with label_index given, labels outside it are counted and skipped."""
+    """Validate rows and clean their names with normalize_name, counting what it changed; with
+    label_index given, labels outside it are counted and skipped."""
     report = LoadReport(rows=len(rows))
     raw, names, labels = [], [], []
     for row in rows:
         if len(row) != 2:
             report.bad_columns += 1
             continue
-        name, label = normalize_name(row[0]).text, row[1].strip()
-        if not name:
+        norm, label = normalize_name(row[0]), row[1].strip()
+        if not norm.text:
             report.empty_name += 1
         elif not label or (label_index is not None and label not in label_index):
             report.unknown_label += 1
         else:
             raw.append(row[0])
-            names.append(name)
+            names.append(norm.text)
             labels.append(label)
+            report.trimmed_spaces += row[0] != row[0].strip()
+            report.trimmed_punctuation += bool(norm.stripped)
+            report.format_chars += norm.format_chars
+            report.last_first += bool(norm.given)
+            report.lookalikes += bool(norm.lookalikes)
+            report.transliterated += norm.transliterated
     return raw, names, labels, report
 
 
@@ -173,17 +202,21 @@ def load(data_dir: Path, val_fraction: float, seed: int, max_train_rows: int = 0
         step = len(train_rows) / max_train_rows
         train_rows = [train_rows[int(i * step)] for i in range(max_train_rows)]
     raw, names, labels, train_report = parse(train_rows, None)
+    train_report.bom = int(has_bom(data_dir / "names_train.csv.gz"))
     if not names:
         raise DataError(f"{data_dir / 'names_train.csv.gz'} holds no usable rows.")
     label_list = tuple(sorted(set(labels)))
     label_index = {lab: i for i, lab in enumerate(label_list)}
     t_raw, t_names, t_labels, test_report = parse(read_rows(data_dir / "names_test.csv.gz"), label_index)
+    test_report.bom = int(has_bom(data_dir / "names_test.csv.gz"))
     for split, report in (("train", train_report), ("test", test_report)):
         if report.skipped:
             log.warning("%s: skipped %d of %d rows (%s)", split, report.skipped, report.rows, report)
+        if report.cleaned:
+            log.info("%s: cleaned names (%s)", split, ", ".join(f"{k} {n}" for k, n in report.cleaned.items()))
     y = [label_index[lab] for lab in labels]
     keep, held = stratified_split(y, val_fraction, seed)
-    encoder = CharEncoder.fit(names[i] for i in keep)
+    encoder = CharEncoder.fit(names[i] for i in keep)  # clean names: no comma, no U+FEFF, no stray edges
     pick = lambda idx: Split([names[i] for i in idx], [y[i] for i in idx], [raw[i] for i in idx])  # noqa: E731
     test = Split(t_names, [label_index[lab] for lab in t_labels], t_raw)
     checksums = {name: sha256(data_dir / name) for name in FILES}
@@ -206,7 +239,7 @@ class Encoded:
     @functools.cached_property
     def distinct(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(names (distinct, max_len), inverse (n,), lengths (distinct,) on CPU): each distinct name
-        once, for evaluation. Cached: torch.unique over the test file costs ~30 ms per call."""
+        once, for evaluation. Cached: torch.unique sorts the whole split, so it runs once per run, not per epoch."""
         names, inverse = torch.unique(self.x, dim=0, return_inverse=True)
         lengths = torch.zeros(len(names), dtype=self.lengths.dtype).scatter_(0, inverse.cpu(), self.lengths)
         return names, inverse.cpu(), lengths

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from name_origin import calibration as C
 from name_origin.model import combine_members
 from trainer.data import Encoded
 
@@ -153,17 +154,28 @@ def coverage_curve(probs: torch.Tensor, y: torch.Tensor, points: int = 21) -> li
     return rows
 
 
-def abstain_threshold(probs: torch.Tensor, y: torch.Tensor, target_accuracy: float = 0.9) -> float:
-    """Smallest confidence above which answered validation names are >= target_accuracy right."""
-    conf, pred = probs.max(1)
-    order = torch.argsort(conf, descending=True)
-    conf, correct = conf[order], (pred == y.cpu())[order].double()
-    running = correct.cumsum(0) / torch.arange(1, len(correct) + 1)
-    # `conf >= threshold` answers every name tied with the threshold, so only cut where the
-    # confidence strictly drops (duplicate validation names tie exactly).
-    group_end = torch.ones_like(conf, dtype=torch.bool)
-    group_end[:-1] = conf[:-1] != conf[1:]
-    ok = ((running >= target_accuracy) & group_end).nonzero()
-    if len(ok) == 0:
-        return 1.0
-    return float(conf[ok[-1, 0]])
+def prior_metrics(
+    val: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    training: torch.Tensor,
+    target: torch.Tensor,
+    abstain_target: float,
+) -> dict:
+    """Test scores when serving under the `target` prior: (probs, labels) of validation and test
+    under the training prior are shifted to it; the abstention threshold and the conformal
+    quantile come from validation, as the app computes them."""
+    (val_p, val_y), (test_p, test_y) = ((C.shift_prior(p, training, target), y.cpu()) for p, y in (val, test))
+    threshold, q = C.abstain_threshold(val_p, val_y, abstain_target), C.conformal_quantile(val_p, val_y)
+    sets = C.prediction_sets(test_p, q)
+    acc, f1 = quick_metrics(test_p.log(), test_y, test_p.shape[1])
+    kept = test_p.max(1).values >= threshold
+    return {
+        "test_accuracy": acc,
+        "test_macro_f1": f1,
+        "test_ece": ece_of_bins(reliability_bins(test_p, test_y)),
+        "abstain_threshold": threshold,
+        "test_answered": kept.double().mean().item(),
+        "conformal_quantile": q,
+        "set_coverage": sets[torch.arange(len(test_y)), test_y].double().mean().item(),
+        "set_mean_size": sets.sum(1).double().mean().item(),
+    }

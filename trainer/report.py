@@ -16,8 +16,10 @@ from pathlib import Path
 
 import torch
 
+from name_origin import calibration as C
 from name_origin import evidence
 from name_origin.model import NameGRU, combine_members
+from name_origin.predict import HELDOUT_NAME
 from trainer import evaluate as E
 from trainer import plots
 from trainer.card import render_card
@@ -49,8 +51,16 @@ def round_to_half(model: NameGRU) -> NameGRU:
     return model
 
 
+def label_prior(ds: Dataset) -> torch.Tensor:
+    """(classes,) label frequencies of the training split: the prior the model's probabilities carry."""
+    counts = torch.bincount(torch.tensor(ds.train.labels), minlength=len(ds.labels)).double()
+    return (counts / counts.sum()).float()
+
+
 def evaluate_model(model: NameGRU, ds: Dataset, abstain_target: float, seen: evidence.Evidence) -> dict:
-    """Calibration, abstention and test metrics for the chosen model (on CPU, as it is served)."""
+    """Calibration, abstention, prediction sets and test metrics for the chosen model (on CPU, as it
+    is served), under the training prior and every other named prior; `heldout` is validation's
+    calibrated probabilities and labels, shipped so the app can fit any prior's threshold and set."""
     cpu = torch.device("cpu")
     val, test = encode_split(ds.val, ds.encoder, cpu), encode_split(ds.test, ds.encoder, cpu)
     val_members, test_members = E.predict_member_logits(model, val), E.predict_member_logits(model, test)
@@ -58,14 +68,22 @@ def evaluate_model(model: NameGRU, ds: Dataset, abstain_target: float, seen: evi
     val_logits, test_logits = combine_members(val_members, temperature), combine_members(test_members, temperature)
     val_probs, test_probs = val_logits.softmax(1), test_logits.softmax(1)  # calibrated, as served
     test_probs_raw = combine_members(test_members).softmax(1)
-    threshold = E.abstain_threshold(val_probs, val.y, abstain_target)
+    threshold = C.abstain_threshold(val_probs, val.y, abstain_target)
     unseen = ~seen.seen_mask(ds.test.names)
     test_metrics = E.classification_metrics(test_logits, test.y, ds.labels)
     val_acc, val_f1 = E.quick_metrics(val_logits, val.y, len(ds.labels))
     unseen_acc = mean_or_none((test_logits.argmax(1) == test.y.cpu())[unseen])
     kept = test_probs.max(1).values >= threshold
     bins_before, bins_after = E.reliability_bins(test_probs_raw, test.y), E.reliability_bins(test_probs, test.y)
+    training = label_prior(ds)
+    priors = {
+        name: E.prior_metrics((val_probs, val.y), (test_probs, test.y), training, prior, abstain_target)
+        for name, prior in (C.resolve_prior(n, ds.labels, training) for n in C.PRIOR_CHOICES)
+    }
     return {
+        "heldout": {"probs": val_probs.float(), "labels": val.y.cpu()},
+        "label_prior": dict(zip(ds.labels, training.tolist(), strict=True)),
+        "priors": priors,
         "test": test_metrics,
         "val": {"accuracy": val_acc, "macro_f1": val_f1},
         "test_unseen": {"rows": int(unseen.sum()), "accuracy": unseen_acc},
@@ -101,6 +119,7 @@ def write_run(run_dir: Path, result: TrainResult, ds: Dataset, tcfg: TrainConfig
     model = round_to_half(result.model.to("cpu"))  # evaluate exactly the weights that are stored
     seen_table = evidence.build(ds.train.names + ds.val.names, ds.train.labels + ds.val.labels)  # the training file
     ev = evaluate_model(model, ds, tcfg.abstain_target, evidence.Evidence(seen_table))
+    heldout = ev.pop("heldout")
     best = result.history[result.best_epoch - 1]
     metrics = {
         "best_epoch": result.best_epoch,
@@ -119,6 +138,7 @@ def write_run(run_dir: Path, result: TrainResult, ds: Dataset, tcfg: TrainConfig
             "temperature": ev["calibration"]["temperature"],
             "abstain_threshold": ev["abstention"]["threshold"],
         },
+        "label_prior": ev["label_prior"],
     }
     with tempfile.TemporaryDirectory(dir=run_dir) as tmp:
         model.half().save_pretrained(tmp, config=config)  # float16 on disk: half the size, same predictions
@@ -135,6 +155,7 @@ def write_run(run_dir: Path, result: TrainResult, ds: Dataset, tcfg: TrainConfig
     atomic_write_text(run_dir / "per_class.csv", rows_to_csv(per_class))
     atomic_write_text(run_dir / "coverage.csv", rows_to_csv(ev["abstention"]["curve"]))
     atomic_save_tensors(run_dir / evidence.EVIDENCE_NAME, seen_table, metadata=evidence.FORMAT)
+    atomic_save_tensors(run_dir / HELDOUT_NAME, heldout, metadata={"split": "validation", "prior": "training"})
     plots.save_all(run_dir, metrics, ds.labels)
     atomic_write_text(run_dir / "README.md", render_card(template, config, metrics))
     shutil.rmtree(run_dir / RESUME_DIR, ignore_errors=True)

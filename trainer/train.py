@@ -8,6 +8,7 @@ import logging
 import math
 import signal
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +17,11 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from name_origin.encoding import PAD, UNK
+from name_origin.encoding import PAD, UNK, CharEncoder, pad_batch
 from name_origin.model import NameGRU
 from trainer.checkpoint import load_resume_state, save_resume_state
 from trainer.config import ConfigError, ModelConfig, TrainConfig
-from trainer.data import Dataset, Encoded, bucketed_batches, class_counts, encode_split
+from trainer.data import Dataset, Encoded, Split, bucketed_batches, class_counts, encode_split
 from trainer.evaluate import predict_logits, quick_metrics
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,21 @@ def class_weights(counts: list[int], power: float) -> torch.Tensor | None:
     return w / (w * c).sum() * c.sum()  # the average training example keeps weight 1
 
 
+def name_targets(split: Split, encoder: CharEncoder, num_classes: int, device: torch.device) -> Encoded:
+    """Each distinct name of the split once, its target the shares of the labels it carries there:
+    y is (names, classes) soft targets. A name labelled German twice and Dutch once is one example
+    with target 2/3 German, 1/3 Dutch, not three rows; scraped repeats stop weighing extra."""
+    counts: dict[str, Counter] = {}
+    for name, label in zip(split.names, split.labels, strict=True):
+        counts.setdefault(name, Counter())[label] += 1
+    soft = torch.zeros(len(counts), num_classes)
+    for row, labels in enumerate(counts.values()):
+        for label, n in labels.items():
+            soft[row, label] = n
+    x, lengths = pad_batch([encoder.encode(name) for name in counts])
+    return Encoded(x.to(device), lengths, (soft / soft.sum(1, keepdim=True)).to(device))
+
+
 def train_epoch(model, data: Encoded, cfg: TrainConfig, optimizer, scheduler, weight, gen, flag, desc) -> float:
     model.train()
     total, seen = 0.0, 0
@@ -135,7 +151,11 @@ def train(mcfg: ModelConfig, cfg: TrainConfig, ds: Dataset, run_dir: Path, resum
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     model = NameGRU(mcfg).to(device)
-    train_data, val_data, test_data = (encode_split(s, ds.encoder, device) for s in (ds.train, ds.val, ds.test))
+    val_data, test_data = (encode_split(s, ds.encoder, device) for s in (ds.val, ds.test))
+    if cfg.targets == "names":
+        train_data = name_targets(ds.train, ds.encoder, len(ds.labels), device)
+    else:
+        train_data = encode_split(ds.train, ds.encoder, device)
     gen = torch.Generator().manual_seed(cfg.seed)
     steps = len(bucketed_batches(train_data.lengths, cfg.batch_size, None))
     optimizer, scheduler = make_optimizer(model, cfg, steps)
