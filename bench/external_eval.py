@@ -7,8 +7,10 @@ locale writes; the Latin-script lists of the locales whose names we also see wit
 (cs_CZ, vi_VN) are scored again with the diacritics stripped, to show what the letters add. Beside
 the served model, the n-gram baseline of shared/ANCHORS.md: char 1-4-gram TF-IDF + logistic
 regression (C=30), fitted on the training file, reading every name through the same normalizer.
-Prints one table: list, script, names, top-1, top-2, baseline top-1. With --write, the table is
-saved as `external.json` in the model folder (the card and the Model tab show it).
+Prints the table per list (top-1 under each prior, top-2 and prediction-set coverage under the
+default prior, baseline top-1) and the summary per prior beside the test file. With --write, the
+scores are saved as `external.json` in the model folder and its card is rendered again with them
+(the card and the Model tab show both tables).
 
 faker is MIT-licensed and a dev dependency: these lists evaluate and choose, never train.
 """
@@ -27,9 +29,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import faker  # noqa: E402
+
+from name_origin.calibration import DEFAULT_PRIOR, PRIOR_CHOICES  # noqa: E402
 from name_origin.encoding import normalize_name  # noqa: E402
-from name_origin.predict import Predictor  # noqa: E402
+from name_origin.model_tab import external_table, prior_table  # noqa: E402
+from name_origin.predict import Prediction, Predictor  # noqa: E402
 from trainer import data  # noqa: E402
+from trainer.card import render_card  # noqa: E402
+from trainer.checkpoint import atomic_write_json, atomic_write_text  # noqa: E402
 
 # (list name, faker locale, provider attribute, language, script)
 LISTS = [
@@ -96,27 +104,33 @@ def ngram_baseline(data_dir: Path):
     return lambda names: list(model.predict([normalize_name(n).text for n in names]))
 
 
+def prior_scores(results: list, language: str) -> dict:
+    """top-1, top-2, prediction-set coverage and mean size over one list (unreadable names count wrong)."""
+    ranked = [list(r.probs) if isinstance(r, Prediction) else [] for r in results]
+    sets = [r.prediction_set if isinstance(r, Prediction) else () for r in results]
+    return {
+        "top1": statistics.fmean(r[:1] == [language] for r in ranked),
+        "top2": statistics.fmean(language in r[:2] for r in ranked),
+        "set_coverage": statistics.fmean(language in s for s in sets),
+        "set_size": statistics.fmean(len(s) for s in sets),
+    }
+
+
 def score(predictor: Predictor, lst: NameList, baseline) -> dict:
-    """top-1 / top-2 of the served model and baseline top-1 on one list (unreadable names count wrong)."""
-    results = predictor.predict_batch(list(lst.names))
-    ranked = [list(r.probs) if hasattr(r, "probs") else [] for r in results]
-    top1 = statistics.fmean(r[:1] == [lst.language] for r in ranked)
-    top2 = statistics.fmean(lst.language in r[:2] for r in ranked)
+    """The served model on one list under each named prior, beside the baseline's top-1."""
+    priors = {p: prior_scores(predictor.predict_batch(list(lst.names), p), lst.language) for p in PRIOR_CHOICES}
     base = statistics.fmean(b == lst.language for b in baseline(list(lst.names)))
     return {"list": lst.name, "script": lst.script, "language": lst.language, "names": len(lst.names),
-            "top1": top1, "top2": top2, "baseline_top1": base}  # fmt: skip
+            "priors": priors, "baseline_top1": base}  # fmt: skip
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["| list | script | names | top-1 | top-2 | baseline top-1 |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['list']} | {r['script']} | {r['names']} | {r['top1']:.1%} | {r['top2']:.1%} | "
-              f"{r['baseline_top1']:.1%} |" for r in rows]  # fmt: skip
-    latin = [r for r in rows if r["script"] == "Latin"]
-    if latin:
-        mean = {k: statistics.fmean(r[k] for r in latin) for k in ("top1", "top2", "baseline_top1")}
-        lines.append(f"| mean of {len(latin)} Latin-script lists | Latin | — | {mean['top1']:.1%} | "
-                     f"{mean['top2']:.1%} | {mean['baseline_top1']:.1%} |")  # fmt: skip
-    return "\n".join(lines)
+def write(model_dir: Path, rows: list[dict]) -> None:
+    """external.json into the model folder, and its card (README.md) rendered again with it."""
+    atomic_write_json(model_dir / "external.json", {"lists": rows, "faker": faker.VERSION})
+    config = json.loads((model_dir / "config.json").read_text())
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    card = render_card(ROOT / "model_card.md", config, metrics, external={"lists": rows})
+    atomic_write_text(model_dir / "README.md", card)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,10 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     predictor = Predictor.from_dir(args.model_dir)
     baseline = ngram_baseline(data.locate(args.data_dir, allow_download=False))
     rows = [score(predictor, lst, baseline) for lst in load_lists()]
-    print(f"external lists (faker), model {args.model_dir}\n")
-    print(table(rows))
+    print(f"external lists (faker {faker.VERSION}), model {args.model_dir}, default prior {DEFAULT_PRIOR}\n")
+    print(external_table({"lists": rows}))
+    print()
+    print(prior_table(json.loads((args.model_dir / "metrics.json").read_text()), {"lists": rows}))
     if args.write:
-        (args.model_dir / "external.json").write_text(json.dumps({"lists": rows}, indent=2) + "\n")
+        write(args.model_dir, rows)
     return 0
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from name_origin import scripts
+from name_origin import clean, readers, scripts
 
 PAD, UNK = 0, 1
 MAX_NAME_CHARS = 50  # longer input is refused: the longest training name has 19 characters
@@ -62,19 +62,19 @@ def normalize_name(raw: str) -> Normalized:
 def read_chars(text: str) -> str:
     """text read as normalize_name reads a name's letters, without trimming or cutting at commas:
     what each character becomes ("" for a format character, " " for a dash or comma, "kim" for 김)."""
-    text = scripts.delete_format(unicodedata.normalize("NFKC", text))
-    return scripts.transliterate(text.lower()).translate(_PUNCT).lower()
+    text = clean.delete_format(unicodedata.normalize("NFKC", text))
+    return readers.transliterate(text.lower()).translate(_PUNCT).lower()
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def _normalize(raw: str) -> Normalized:
     nfkc = unicodedata.normalize("NFKC", raw)
-    text = scripts.delete_format(nfkc)
-    core, stripped = scripts.trim(text)
-    core, given = scripts.split_last_first(core)
-    core, lookalikes = scripts.fold_lookalikes(core)
+    text = clean.delete_format(nfkc)
+    core, stripped = clean.trim(text)
+    core, given = clean.split_last_first(core)
+    core, lookalikes = clean.fold_lookalikes(core)
     codes = scripts.letter_scripts(core)
-    out = " ".join(scripts.transliterate(core.lower()).translate(_PUNCT).lower().split())
+    out = " ".join(readers.transliterate(core.lower()).translate(_PUNCT).lower().split())
     # A non-ASCII letter read as ASCII (ü, ß, Ł, И, 김, fullwidth Ｍ); not punctuation, not emoji.
     letters = core if nfkc == raw else raw
     transliterated = any(ord(c) > 127 and c.isalpha() for c in letters) and out.isascii()
@@ -84,7 +84,7 @@ def _normalize(raw: str) -> Normalized:
     if lookalikes:
         which = ", ".join(f"{c} ({scripts.script_name(scripts.script(c))})" for c in lookalikes)
         notes.append(f"Read {which} as the {scripts.script_name(codes[0])} letter it looks like.")
-    notes += scripts.notes_for(codes)
+    notes += readers.notes_for(codes)
     return Normalized(
         text=out,
         transliterated=transliterated,
@@ -128,6 +128,10 @@ class CharEncoder:
         if len(raw.strip()) > MAX_NAME_CHARS:
             raise InvalidNameError(
                 f"That is {len(raw.strip())} characters; surnames here are at most {MAX_NAME_CHARS}."
+            )
+        if "\ufffd" in raw:  # U+FFFD: a decoder already lost a letter here; any answer would be a guess
+            raise InvalidNameError(
+                "This name holds \ufffd, a character lost in decoding: retype it, or save the file as UTF-8."
             )
         norm = normalize_name(raw)
         if not any(c in self._index and c.isalpha() for c in norm.text):

@@ -35,7 +35,14 @@ log = logging.getLogger(__name__)
 
 REQUIRED = ("config.json", "model.safetensors")  # what Predictor.from_dir cannot do without
 FIGURES = ("accuracy_curve.png", "reliability.png", "confusion.png", "coverage.png")  # shown on the Model tab
-SERVED = [*REQUIRED, "evidence.safetensors", "metrics.json", *FIGURES]  # what the app downloads
+SERVED = [
+    *REQUIRED,
+    "evidence.safetensors",
+    "heldout.safetensors",
+    "metrics.json",
+    "external.json",
+    *FIGURES,
+]  # downloaded
 PROBE_TIMEOUT = 4.0  # seconds the one reachability probe may wait for the Hub
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from name_origin.views import md_escape, pct
@@ -47,3 +49,66 @@ def readable_metrics(metrics: dict | None) -> dict | None:
     except (AttributeError, KeyError, TypeError):
         return None
     return metrics if ok else None
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values)
+
+
+def external_groups(external: dict | None) -> dict[str, list[dict]]:
+    """The external lists, Latin-script and native-script apart (the ASCII copies count in neither)."""
+    lists = (external or {}).get("lists", [])
+    groups = {"Latin-script": [r for r in lists if r["script"] == "Latin"],
+              "native-script": [r for r in lists if r["script"] not in ("Latin", "Latin (ASCII)")]}  # fmt: skip
+    return {kind: group for kind, group in groups.items() if group}
+
+
+def prior_table(metrics: dict, external: dict | None) -> str:
+    """Markdown: the test file and the external name lists (bench/external_eval.py), under each prior:
+    top-1 accuracy, macro-F1 and ECE (test), prediction-set coverage and mean size. External lists
+    count as the mean of their per-list scores, Latin-script and native-script apart."""
+    rows = ["| data | prior | top-1 accuracy | macro-F1 | ECE | prediction-set coverage | mean set size |",
+            "|---|---|---|---|---|---|---|"]  # fmt: skip
+    test_rows = sum(r["support"] for r in metrics["test"]["per_class"].values())
+    for prior, t in metrics.get("priors", {}).items():
+        rows.append(f"| test file ({test_rows:,} rows) | {prior} | {pct(t['test_accuracy'])} | "
+                    f"{t['test_macro_f1']:.3f} | {t['test_ece']:.3f} | {pct(t['set_coverage'])} | "
+                    f"{t['set_mean_size']:.2f} |")  # fmt: skip
+    for kind, group in external_groups(external).items():
+        where = f"external {kind} lists ({len(group)})"
+        for prior in group[0]["priors"]:
+            top1, cov, size = (
+                _mean(r["priors"][prior][k] for r in group) for k in ("top1", "set_coverage", "set_size")
+            )
+            rows.append(f"| {where} | {prior} | {pct(top1)} | — | — | {pct(cov)} | {size:.2f} |")
+        baseline = _mean(r["baseline_top1"] for r in group)
+        rows.append(f"| {where} | n-gram baseline | {pct(baseline)} | — | — | — | — |")
+    return "\n".join(rows)
+
+
+def external_table(external: dict | None) -> str:
+    """Markdown: per external list (one language each), top-1 under each prior, top-2 and set coverage
+    under the default, and the n-gram baseline: where the model is weak on real surnames."""
+    lists = (external or {}).get("lists", [])
+    if not lists:
+        return "*No external evaluation in this model folder (run `python bench/external_eval.py --write`).*"
+    priors = list(lists[0]["priors"])
+    head = " | ".join(f"top-1 ({p})" for p in priors)
+    rows = [f"| list | language | script | names | {head} | top-2 ({priors[-1]}) | set coverage ({priors[-1]}) | "
+            "n-gram baseline |", "|---" * (7 + len(priors)) + "|"]  # fmt: skip
+    for r in lists:
+        last = r["priors"][priors[-1]]
+        cells = " | ".join(pct(r["priors"][p]["top1"]) for p in priors)
+        rows.append(f"| {r['list']} | {r['language']} | {r['script']} | {r['names']} | {cells} | "
+                    f"{pct(last['top2'])} | {pct(last['set_coverage'])} | {pct(r['baseline_top1'])} |")  # fmt: skip
+    return "\n".join(rows)
+
+
+def read_external(run_dir: Path) -> dict | None:
+    """external.json of a model folder (bench/external_eval.py --write), or None when missing or unreadable."""
+    try:
+        data = json.loads((Path(run_dir) / "external.json").read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) and isinstance(data.get("lists"), list) else None
+    except (OSError, ValueError):
+        return None

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from name_origin import scripts
+from name_origin import clean
 from name_origin.calibration import DEFAULT_PRIOR, PriorError
 from name_origin.encoding import MAX_NAME_CHARS, InvalidNameError, normalize_name, read_chars
 from name_origin.predict import Prediction, Predictor, Setting
@@ -47,7 +47,7 @@ def usable(predictor: Predictor, raw: str | None) -> tuple[str, str]:
     stays as it is when nothing is left to classify or it is too long: the predictor's own message
     then explains why."""
     text, known = "" if raw is None else str(raw), predictor.encoder.alphabet
-    core, edges = scripts.trim(text)
+    core, edges = clean.trim(text)
     if text.isascii() and not edges and all(c in known or c.isspace() for c in text.lower()):
         return text, ""
     start = text.find(core) if core else len(text)

@@ -363,3 +363,11 @@ def test_bucketed_batches_seeded_and_shuffled():
     # deterministic order without a generator: longest batches first
     fixed = bucketed_batches(lengths, 64, None)
     assert [int(lengths[x].max()) for x in fixed] == sorted((int(lengths[x].max()) for x in fixed), reverse=True)
+
+
+def test_load_report_counts_duplicates_and_conflicting_labels():
+    from trainer.data import parse
+
+    rows = [["Klein", "German"], ["Klein", "German"], ["Klein", "Dutch"], ["Smith", "English"], ["Smith ", "English"]]
+    *_, report = parse(rows, None)
+    assert (report.duplicate_rows, report.conflicting_names, report.conflicting_rows) == (2, 1, 3)

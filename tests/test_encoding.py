@@ -221,3 +221,10 @@ def test_validate_length_limit_is_inclusive(enc):
 def test_validate_allows_some_unknown_characters(enc):
     norm = enc.validate("Yamada😀😀")
     assert enc.encode(norm.text)[-2:] == [UNK, UNK]
+
+
+def test_a_name_with_a_replacement_character_is_never_classified():
+    """M\ufffdller is what a cp1252 Müller becomes when read as UTF-8: the letter is lost, not unknown."""
+    enc = CharEncoder("abcdefghijklmnopqrstuvwxyz '")
+    with pytest.raises(InvalidNameError, match="lost in decoding"):
+        enc.validate("M\ufffdller")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import read_csv_gz
 
-from name_origin import batch, scripts
+from name_origin import batch, clean, scripts
 from name_origin import views as serving
 from name_origin.encoding import normalize_name
 from name_origin.predict import Predictor
@@ -40,7 +40,7 @@ def training_names(real_data_dir) -> dict[str, set[str]]:
 
 @pytest.mark.parametrize("char", ["\u00ad", "\u200b", "\u200c", "\u200d", "\ufeff", "\u200e", "\u200f", "\u2060"])
 def test_format_characters_are_deleted_not_word_breaks(char):
-    assert scripts.delete_format(f"Kowal{char}ski") == "Kowalski"
+    assert clean.delete_format(f"Kowal{char}ski") == "Kowalski"
     assert normalize_name(f"Kowal{char}ski").text == "kowalski"
 
 
@@ -58,7 +58,7 @@ def test_format_characters_are_deleted_not_word_breaks(char):
     ],
 )
 def test_trim_edges(raw, core, stripped):
-    assert scripts.trim(raw) == (core, stripped)
+    assert clean.trim(raw) == (core, stripped)
 
 
 @pytest.mark.parametrize(
@@ -73,7 +73,7 @@ def test_trim_edges(raw, core, stripped):
     ],
 )
 def test_last_first(text, parts):
-    assert scripts.split_last_first(text) == parts
+    assert clean.split_last_first(text) == parts
 
 
 # --- 2. lookalikes ------------------------------------------------------------------------------
@@ -91,7 +91,7 @@ def test_last_first(text, parts):
     ],
 )
 def test_lookalikes_are_read_as_the_words_script(raw, folded, letters):
-    assert scripts.fold_lookalikes(raw) == (folded, letters)
+    assert clean.fold_lookalikes(raw) == (folded, letters)
 
 
 # --- 3. scripts ---------------------------------------------------------------------------------

@@ -6,6 +6,9 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from name_origin.calibration import DEFAULT_PRIOR
+from name_origin.model_tab import external_table, prior_table
+
 DATASET = {"name": "PyTorchZeroToAll surname split (names_test.csv.gz)", "type": "hunkim/PyTorchZeroToAll-names"}
 
 
@@ -39,7 +42,11 @@ def card_data(metrics: dict, model_name: str) -> ModelCardData:
     )
 
 
-def render_card(template: Path, config: dict, metrics: dict, model_name: str = "name-origin BiGRU") -> str:
+def render_card(
+    template: Path, config: dict, metrics: dict, model_name: str = "name-origin BiGRU", external: dict | None = None
+) -> str:
+    """The model card: `template` rendered with the run's config and metrics, and the external
+    name lists' scores (bench/external_eval.py) when given."""
     per_class = sorted(metrics["test"]["per_class"].items(), key=lambda kv: -kv[1]["support"])
     card = ModelCard.from_template(
         card_data(metrics, model_name),
@@ -49,5 +56,8 @@ def render_card(template: Path, config: dict, metrics: dict, model_name: str = "
         m=metrics,
         per_class=per_class,
         pct=lambda x: "n/a" if x is None else f"{100 * x:.2f}%",
+        prior_table=prior_table(metrics, external),
+        external_table=external_table(external) if external else "",
+        default_prior=DEFAULT_PRIOR,
     )
     return str(card)

@@ -112,6 +112,10 @@ class LoadReport:
     last_first: int = 0  # "LAST, First" names, cut at the comma
     lookalikes: int = 0  # names with a letter of another script read as its lookalike (Cyrillic о in Nоvak)
     transliterated: int = 0  # names with non-ASCII letters read as ASCII (Müller -> muller)
+    # Labels that repeat or disagree (after cleaning): the same name may carry several languages.
+    duplicate_rows: int = 0  # rows whose (name, label) pair occurred in an earlier row
+    conflicting_names: int = 0  # distinct names that carry two or more labels
+    conflicting_rows: int = 0  # rows of those names
 
     @property
     def cleaned(self) -> dict[str, int]:
@@ -165,7 +169,19 @@ def parse(
             report.last_first += bool(norm.given)
             report.lookalikes += bool(norm.lookalikes)
             report.transliterated += norm.transliterated
+    count_repeats(report, names, labels)
     return raw, names, labels, report
+
+
+def count_repeats(report: LoadReport, names: list[str], labels: list[str]) -> None:
+    """Fill the report's duplicate and conflicting-label counts."""
+    by_name: dict[str, Counter] = {}
+    for name, label in zip(names, labels, strict=True):
+        by_name.setdefault(name, Counter())[label] += 1
+    report.duplicate_rows = len(names) - sum(len(c) for c in by_name.values())
+    conflicting = [c for c in by_name.values() if len(c) > 1]
+    report.conflicting_names = len(conflicting)
+    report.conflicting_rows = sum(sum(c.values()) for c in conflicting)
 
 
 @dataclass
@@ -214,6 +230,8 @@ def load(data_dir: Path, val_fraction: float, seed: int, max_train_rows: int = 0
             log.warning("%s: skipped %d of %d rows (%s)", split, report.skipped, report.rows, report)
         if report.cleaned:
             log.info("%s: cleaned names (%s)", split, ", ".join(f"{k} {n}" for k, n in report.cleaned.items()))
+        log.info("%s: %d duplicate rows; %d names carry two or more labels (%d rows)", split,
+                 report.duplicate_rows, report.conflicting_names, report.conflicting_rows)  # fmt: skip
     y = [label_index[lab] for lab in labels]
     keep, held = stratified_split(y, val_fraction, seed)
     encoder = CharEncoder.fit(names[i] for i in keep)  # clean names: no comma, no U+FEFF, no stray edges

@@ -7,11 +7,13 @@ accuracy_curve.png, reliability.png, confusion.png, coverage.csv, evidence.safet
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import logging
 import os
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -51,17 +53,27 @@ def round_to_half(model: NameGRU) -> NameGRU:
     return model
 
 
-def label_prior(ds: Dataset) -> torch.Tensor:
-    """(classes,) label frequencies of the training split: the prior the model's probabilities carry."""
-    counts = torch.bincount(torch.tensor(ds.train.labels), minlength=len(ds.labels)).double()
+def label_prior(ds: Dataset, targets: str = "rows") -> torch.Tensor:
+    """(classes,) the prior the model's probabilities carry: the training split's label frequencies,
+    per row, or per distinct name (each name's labels sharing its one unit) when trained on names."""
+    if targets == "names":
+        shares: dict[str, Counter] = {}
+        for name, label in zip(ds.train.names, ds.train.labels, strict=True):
+            shares.setdefault(name, Counter())[label] += 1
+        counts = torch.zeros(len(ds.labels), dtype=torch.float64)
+        for labels in shares.values():
+            for label, n in labels.items():
+                counts[label] += n / sum(labels.values())
+    else:
+        counts = torch.bincount(torch.tensor(ds.train.labels), minlength=len(ds.labels)).double()
     return (counts / counts.sum()).float()
 
 
-def evaluate_model(model: NameGRU, ds: Dataset, abstain_target: float, seen: evidence.Evidence) -> dict:
+def evaluate_model(model: NameGRU, ds: Dataset, tcfg: TrainConfig, seen: evidence.Evidence) -> dict:
     """Calibration, abstention, prediction sets and test metrics for the chosen model (on CPU, as it
     is served), under the training prior and every other named prior; `heldout` is validation's
     calibrated probabilities and labels, shipped so the app can fit any prior's threshold and set."""
-    cpu = torch.device("cpu")
+    cpu, abstain_target = torch.device("cpu"), tcfg.abstain_target
     val, test = encode_split(ds.val, ds.encoder, cpu), encode_split(ds.test, ds.encoder, cpu)
     val_members, test_members = E.predict_member_logits(model, val), E.predict_member_logits(model, test)
     temperature = E.fit_temperature(val_members, val.y.cpu())
@@ -75,7 +87,7 @@ def evaluate_model(model: NameGRU, ds: Dataset, abstain_target: float, seen: evi
     unseen_acc = mean_or_none((test_logits.argmax(1) == test.y.cpu())[unseen])
     kept = test_probs.max(1).values >= threshold
     bins_before, bins_after = E.reliability_bins(test_probs_raw, test.y), E.reliability_bins(test_probs, test.y)
-    training = label_prior(ds)
+    training = label_prior(ds, tcfg.targets)
     priors = {
         name: E.prior_metrics((val_probs, val.y), (test_probs, test.y), training, prior, abstain_target)
         for name, prior in (C.resolve_prior(n, ds.labels, training) for n in C.PRIOR_CHOICES)
@@ -118,7 +130,7 @@ def write_run(run_dir: Path, result: TrainResult, ds: Dataset, tcfg: TrainConfig
     run_dir = Path(run_dir)
     model = round_to_half(result.model.to("cpu"))  # evaluate exactly the weights that are stored
     seen_table = evidence.build(ds.train.names + ds.val.names, ds.train.labels + ds.val.labels)  # the training file
-    ev = evaluate_model(model, ds, tcfg.abstain_target, evidence.Evidence(seen_table))
+    ev = evaluate_model(model, ds, tcfg, evidence.Evidence(seen_table))
     heldout = ev.pop("heldout")
     best = result.history[result.best_epoch - 1]
     metrics = {
@@ -133,7 +145,7 @@ def write_run(run_dir: Path, result: TrainResult, ds: Dataset, tcfg: TrainConfig
     config = {
         **to_dict(model.config),
         "train": to_dict(tcfg),
-        "data": {"sha256": ds.checksums, "rows_skipped": {k: r.skipped for k, r in ds.reports.items()}},
+        "data": {"sha256": ds.checksums, "load_report": {k: dataclasses.asdict(r) for k, r in ds.reports.items()}},
         "calibration": {
             "temperature": ev["calibration"]["temperature"],
             "abstain_threshold": ev["abstention"]["threshold"],
