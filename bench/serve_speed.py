@@ -126,7 +126,7 @@ def start_app(script: str, model_dir: Path, log) -> tuple[subprocess.Popen, str,
     with httpx.Client(timeout=30) as http:
         while proc.poll() is None and time.perf_counter() - start < 120:
             try:
-                rest_predict(url, "predict", ["Nakamura"], http)
+                rest_predict(url, "predict", ["Nakamura", "equal"], http)
                 return proc, url, time.perf_counter() - start
             except (httpx.HTTPError, KeyError, ValueError, RuntimeError):
                 time.sleep(0.05)
@@ -161,10 +161,10 @@ def served(model_dir: Path, names: list[str], rt_calls: int, batch: int) -> list
         try:
             rt = {verify: client_round_trips(url, picks, verify) for verify in (True, False)}
             with httpx.Client(timeout=60) as http:
-                rest = timed(lambda n: rest_predict(url, "predict", [n], http), picks)
+                rest = timed(lambda n: rest_predict(url, "predict", [n, "equal"], http), picks)
                 many = [names[i % len(names)] for i in range(batch)]
                 start = time.perf_counter()
-                assert len(rest_predict(url, "predict_batch", [many], http)["results"]) == batch
+                assert len(rest_predict(url, "predict_batch", [many, "equal"], http)["results"]) == batch
                 api_batch = time.perf_counter() - start
         finally:
             proc.terminate()

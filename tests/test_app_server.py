@@ -136,12 +136,12 @@ def rest_call(url: str, api_name: str, data: list, timeout: float = 30) -> tuple
 
 def test_raw_rest_route(server):
     url = server[0]
-    event, payload = rest_call(url, "predict", ["Nakamura"])
+    event, payload = rest_call(url, "predict", ["Nakamura", "equal"])  # raw REST sends every input
     assert event == "complete" and payload[0]["language"] in payload[0]["probabilities"]
-    event, payload = rest_call(url, "predict", ["12345"])
+    event, payload = rest_call(url, "predict", ["12345", "equal"])
     assert event == "error" and "Latin letters" in json.dumps(payload)
     assert "Traceback" not in json.dumps(payload)
-    event, payload = rest_call(url, "predict_batch", [["Rossi", ""]])
+    event, payload = rest_call(url, "predict_batch", [["Rossi", ""], "equal"])
     assert event == "complete" and "error" in payload[0]["results"][1]
     event, payload = rest_call(url, "predict", ["Nakamura", "training"])
     assert event == "complete" and payload[0]["prior"]["name"] == "training"

@@ -73,6 +73,8 @@ def test_prediction_set_is_never_empty_and_ordered_by_threshold():
     probs = torch.tensor([[0.5, 0.3, 0.2], [0.34, 0.33, 0.33]])
     sets = prediction_sets(probs, q=0.6)  # keep p >= 0.4
     assert sets.tolist() == [[True, False, False], [True, False, False]]  # second row: top class only
+    ruled_out = prediction_sets(torch.tensor([[0.7, 0.3, 0.0]]), q=1.0)  # q = 1 keeps all, but not p = 0
+    assert ruled_out.tolist() == [[True, True, False]]
 
 
 def test_abstain_threshold_hand_computed():
