@@ -94,3 +94,17 @@ def test_markup_is_shown_as_text(page, markup):
         assert status.locator(tag).count() == 0
     assert page.locator("img[src='x']").count() == 0 and page.dialogs == []
     assert page.get_by_label("Surname").input_value() == markup  # the input keeps what was typed
+
+
+def test_native_script_prediction_set_and_the_prior_choice(page):
+    submit(page, "Иванов")
+    page.wait_for_function("() => (document.querySelector('#status')?.innerText || '').includes('from Cyrillic')")
+    status = page.locator("#status").inner_text()
+    assert "ivanov" in status and "only Russian" in status and "of such sets contain the right language" in status
+    assert "Russian" in page.locator("#bars").inner_text()
+    submit(page, "Nakamura")  # Иванов's answer says "from Cyrillic"; Nakamura's does not
+    page.wait_for_function("() => !(document.querySelector('#status')?.innerText || '').includes('Cyrillic')")
+    equal = page.locator("#bars").inner_text()
+    page.get_by_label("as in the training data").check()  # the answer is redrawn under the other prior
+    page.wait_for_function("before => (document.querySelector('#bars')?.innerText || '') !== before", arg=equal)
+    assert "%" in page.locator("#bars").inner_text()
