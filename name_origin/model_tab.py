@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from name_origin.calibration import DEFAULT_PRIOR
 from name_origin.views import md_escape, pct
 
 if TYPE_CHECKING:
@@ -71,13 +72,14 @@ def prior_table(metrics: dict, external: dict | None) -> str:
     rows = ["| data | prior | top-1 accuracy | macro-F1 | ECE | prediction-set coverage | mean set size |",
             "|---|---|---|---|---|---|---|"]  # fmt: skip
     test_rows = sum(r["support"] for r in metrics["test"]["per_class"].values())
-    for prior, t in metrics.get("priors", {}).items():
+    priors = metrics.get("priors", {})
+    for prior, t in sorted(priors.items(), key=lambda kv: kv[0] != DEFAULT_PRIOR):  # the served prior first
         rows.append(f"| test file ({test_rows:,} rows) | {prior} | {pct(t['test_accuracy'])} | "
                     f"{t['test_macro_f1']:.3f} | {t['test_ece']:.3f} | {pct(t['set_coverage'])} | "
                     f"{t['set_mean_size']:.2f} |")  # fmt: skip
     for kind, group in external_groups(external).items():
         where = f"external {kind} lists ({len(group)})"
-        for prior in group[0]["priors"]:
+        for prior in sorted(group[0]["priors"], key=lambda p: p != DEFAULT_PRIOR):
             top1, cov, size = (
                 _mean(r["priors"][prior][k] for r in group) for k in ("top1", "set_coverage", "set_size")
             )

@@ -174,8 +174,12 @@ class Predictor:
         texts = list(dict.fromkeys(text for text, _ in keys))
         row = {t: i for i, t in enumerate(texts)}
         model = self._log_probs([self.encoder.encode(t) for t in texts]).exp()[[row[t] for t, _ in keys]]
-        probs = C.shift_prior(model, self.training_prior, setting.prior)  # (keys, classes)
         scripts = [script_prior(tuple(self.labels), marks) if marks else None for _, marks in keys]
+        evidence = model.clone()
+        for k, s in enumerate(scripts):
+            if s is not None and not s.reading_is_evidence:  # Han alone: p(c|x) = π(c), the prior decides
+                evidence[k] = self.training_prior
+        probs = C.shift_prior(evidence, self.training_prior, setting.prior)  # (keys, classes)
         if any(scripts):  # p'(c|x) ∝ p(c|x)·π(c|letters)
             weights = torch.tensor([s.weights if s else (1.0,) * len(self.labels) for s in scripts])
             probs = C.shift_prior(probs, torch.ones(len(self.labels)), weights)

@@ -27,6 +27,10 @@ from fontTools import unicodedata as ucd
 
 LATIN, CYRILLIC, GREEK = "Latn", "Cyrl", "Grek"
 HAN, HANGUL, HIRAGANA, KATAKANA, ARABIC = "Hani", "Hang", "Hira", "Kana", "Arab"
+# Han alone is read as Mandarin pinyin, a reading imposed on Japanese kanji too: the model's answer
+# on it is no evidence between Chinese and Japanese, so p(c|x) is taken as the prior (Bayes with
+# an uninformative observation). Kana or Hangul beside it would say which.
+UNREADABLE = frozenset({HAN})
 ALPHABETS = {LATIN, CYRILLIC, GREEK}  # the scripts whose letters look alike (and read as one word side by side)
 NEUTRAL_SCRIPTS = {"Zyyy", "Zinh", "Zzzz"}  # Common, Inherited, Unknown: say nothing about a language
 
@@ -134,12 +138,7 @@ class ScriptPrior:
     languages: tuple[str, ...]  # languages whose orthography holds every mark (empty: no prior)
     text: str  # a sentence for the page
     short: str  # a few words for a table cell: "Cyrillic: Russian"
-
-    def apply(self, probs: list[float]) -> list[float]:
-        """p'(c|x) ∝ p(c|x)·π(c|letters)."""
-        post = [p * w for p, w in zip(probs, self.weights, strict=True)]
-        total = sum(post)
-        return [p / total for p in post] if total > 0 else list(probs)
+    reading_is_evidence: bool = True  # False: the ASCII reading cannot tell the script's languages apart
 
 
 def _and(items) -> str:
@@ -172,7 +171,9 @@ def script_prior(labels: tuple[str, ...], marks: frozenset[str]) -> ScriptPrior 
     only = fits[0] + " " + verb if len(fits) == 1 else _and(fits) + " " + verb.rstrip("s")
     text = f"{_what(scripts, letters)}: of the {n} languages only {only} {_them(scripts, letters)}"
     text += f" (Unicode CLDR alphabets); the others are weighted ×{floor:g}."
-    return ScriptPrior(weights, fits, text, short)
+    if marks == UNREADABLE:
+        text += " Han characters alone do not say whether a name is Chinese or Japanese: the prior decides."
+    return ScriptPrior(weights, fits, text, short, marks != UNREADABLE)
 
 
 def _what(scripts: list[str], letters: list[str]) -> str:

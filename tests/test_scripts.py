@@ -4,14 +4,15 @@ answers the bundled model gives for names in their own script, on the page and i
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import read_csv_gz
 
 from name_origin import batch, clean, scripts
 from name_origin import views as serving
+from name_origin.calibration import shift_prior
 from name_origin.encoding import normalize_name
 from name_origin.predict import Predictor
 
@@ -265,18 +266,31 @@ def test_no_prior_for_plain_ascii_or_letters_no_language_writes():
 
 
 def test_prior_rule_is_bayes_with_the_model():
-    prior = scripts.script_prior(LABELS, frozenset({"Hani"}))
-    probs = [0.01] * 18
+    prior = scripts.script_prior(LABELS, frozenset({"Cyrl", "Hani"}))  # no language: flat
+    assert set(prior.weights) == {1.0}
+    prior = scripts.script_prior(LABELS, frozenset({"Hira"}))  # kana: Japanese only
+    probs = torch.full((1, 18), 0.01)
     for label, p in (("Russian", 0.5), ("Chinese", 0.2), ("Japanese", 0.1)):
-        probs[LABELS.index(label)] = p
-    probs = [p / sum(probs) for p in probs]
-    post = prior.apply(probs)
-    assert math.isclose(sum(post), 1.0)
-    expected = [p * w for p, w in zip(probs, prior.weights, strict=True)]
-    assert post == pytest.approx([e / sum(expected) for e in expected])
-    zh, ja, ru = (post[LABELS.index(lab)] for lab in ("Chinese", "Japanese", "Russian"))
-    assert zh > ja > ru  # the model still orders the languages the script allows
+        probs[0, LABELS.index(label)] = p
+    probs /= probs.sum()
+    post = shift_prior(probs, torch.ones(18), torch.tensor(prior.weights))[0]  # the rule Predictor applies
+    expected = probs[0] * torch.tensor(prior.weights)
+    assert torch.allclose(post, expected / expected.sum())
+    assert post.argmax() == LABELS.index("Japanese") and post[LABELS.index("Russian")] < 0.01
     assert scripts.script_prior(("Klingon", "Russian"), frozenset({"Cyrl"})).weights == (1.0, 1.0)  # unknown: neutral
+
+
+def test_han_alone_is_no_evidence_between_chinese_and_japanese(bundled):
+    """Pinyin is imposed on kanji too: for Han alone the prior decides between Chinese and Japanese."""
+    han = scripts.script_prior(LABELS, frozenset({"Hani"}))
+    assert not han.reading_is_evidence and set(han.languages) == {"Chinese", "Japanese"}
+    for name in ("田中", "王"):  # a Japanese and a Chinese surname
+        equal = bundled.predict(name, prior="equal")
+        assert dict(list(equal.probs.items())[:2]) == pytest.approx({"Chinese": 0.5, "Japanese": 0.5}, abs=1e-3)
+        assert equal.abstain and set(equal.prediction_set) == {"Chinese", "Japanese"}
+        training = bundled.predict(name, prior="training")  # Japanese has more training names than Chinese
+        assert training.top[0] == "Japanese"
+    assert bundled.predict("たなか").top[0] == "Japanese"  # kana is evidence
 
 
 def test_prior_text():
