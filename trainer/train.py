@@ -144,7 +144,38 @@ def train_epoch(model, data: Encoded, cfg: TrainConfig, optimizer, scheduler, we
     return total / max(seen, 1)
 
 
+SCORES = ("val_loss", "val_accuracy", "val_macro_f1", "test_accuracy", "test_macro_f1")  # per epoch
+
+
+def epoch_scores(model: NameGRU, val: Encoded, test: Encoded, num_classes: int) -> dict[str, float]:
+    """The SCORES of one epoch: validation log-loss, accuracy and macro-F1; test accuracy and macro-F1."""
+    val_logits = predict_logits(model, val)
+    val_acc, val_f1 = quick_metrics(val_logits, val.y, num_classes)
+    test_acc, test_f1 = quick_metrics(predict_logits(model, test), test.y, num_classes)
+    val_loss = F.cross_entropy(val_logits, val.y.cpu()).item()
+    return dict(zip(SCORES, (val_loss, val_acc, val_f1, test_acc, test_f1), strict=True))
+
+
+def restore(run_dir: Path, model: NameGRU, optimizer, scheduler, gen: torch.Generator, device: torch.device):
+    """Load an interrupted run's state into model, optimizer, scheduler and the random generators;
+    returns (history, best weights, best selection key)."""
+    state = load_resume_state(run_dir)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng_torch"])
+    gen.set_state(state["rng_batches"])
+    if state["rng_cuda"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["rng_cuda"])
+    history = state["progress"]["history"]
+    log.info("resuming %s after epoch %d", run_dir, len(history))
+    return history, state["best"], tuple(state["progress"]["best_key"])
+
+
 def train(mcfg: ModelConfig, cfg: TrainConfig, ds: Dataset, run_dir: Path, resume: bool = False) -> TrainResult:
+    """Train from scratch (or resume run_dir's checkpoint); evaluate every epoch; return the weights of
+    the epoch chosen on validation. Raises Interrupted after SIGINT/SIGTERM (checkpoint on disk)."""
     t_call = time.perf_counter()
     device = resolve_device(cfg.device)
     if cfg.threads:
@@ -161,22 +192,10 @@ def train(mcfg: ModelConfig, cfg: TrainConfig, ds: Dataset, run_dir: Path, resum
     optimizer, scheduler = make_optimizer(model, cfg, steps)
     weight = class_weights(class_counts(ds.train, mcfg.num_classes), cfg.class_weight_power)
     weight = weight.to(device) if weight is not None else None
-    history, best_state, best_key, start = [], copy.deepcopy(model.state_dict()), (-math.inf, -math.inf), 0
+    history, best_state, best_key = [], copy.deepcopy(model.state_dict()), (-math.inf, -math.inf)
     if resume:
-        state = load_resume_state(run_dir)
-        model.load_state_dict(state["model"])
-        best_state = state["best"]
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng_torch"])
-        gen.set_state(state["rng_batches"])
-        if state["rng_cuda"] is not None and device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng_cuda"])
-        history = state["progress"]["history"]
-        best_key = tuple(state["progress"]["best_key"])
-        start = len(history)
-        log.info("resuming %s after epoch %d", run_dir, start)
+        history, best_state, best_key = restore(run_dir, model, optimizer, scheduler, gen, device)
+    start = len(history)
     t_start = t_call - (history[-1]["elapsed"] if history else 0.0)  # wall clock across resumes
     since_best = 0 if not history else len(history) - max(h["epoch"] for h in history if h["is_best"])
     with stop_on_signals() as flag:
@@ -185,32 +204,20 @@ def train(mcfg: ModelConfig, cfg: TrainConfig, ds: Dataset, run_dir: Path, resum
             loss = train_epoch(
                 model, train_data, cfg, optimizer, scheduler, weight, gen, flag, f"epoch {epoch}/{cfg.epochs}"
             )
-            val_logits = predict_logits(model, val_data)
-            val_acc, val_f1 = quick_metrics(val_logits, val_data.y, mcfg.num_classes)
-            val_loss = F.cross_entropy(val_logits, val_data.y.cpu()).item()
-            test_acc, test_f1 = quick_metrics(predict_logits(model, test_data), test_data.y, mcfg.num_classes)
-            key = selection_key(cfg.select_on, val_loss, val_acc, val_f1)
+            scores = epoch_scores(model, val_data, test_data, mcfg.num_classes)
+            key = selection_key(cfg.select_on, scores["val_loss"], scores["val_accuracy"], scores["val_macro_f1"])
             is_best = key > best_key
             if is_best:
                 best_key, best_state, since_best = key, copy.deepcopy(model.state_dict()), 0
             else:
                 since_best += 1
-            row = {
-                "epoch": epoch,
-                "train_loss": loss,
-                "val_loss": val_loss,
-                "val_accuracy": val_acc,
-                "val_macro_f1": val_f1,
-                "test_accuracy": test_acc,
-                "test_macro_f1": test_f1,
-                "seconds": time.perf_counter() - t0,
-                "elapsed": time.perf_counter() - t_start,
-                "is_best": is_best,
-            }
+            now = time.perf_counter()
+            row = {"epoch": epoch, "train_loss": loss, **scores, "seconds": now - t0, "elapsed": now - t_start,
+                   "is_best": is_best}  # fmt: skip
             history.append(row)
             log.info(
                 "epoch %3d  loss %.4f  val loss %.4f acc %.4f f1 %.3f  test acc %.4f f1 %.3f  %.1fs%s",
-                epoch, loss, val_loss, val_acc, val_f1, test_acc, test_f1, row["seconds"], " *best*" if is_best else "",
+                epoch, loss, *(scores[k] for k in SCORES), row["seconds"], " *best*" if is_best else "",
             )  # fmt: skip
             progress = {"history": history, "best_key": list(best_key)}
             save_resume_state(
