@@ -40,17 +40,17 @@ EXAMPLES = ["Nakamura", "Müller", "Dvořák", "De la Fuente", "O'Brien", "Hadda
             "Lefèvre", "Papadopoulos", "Rossi", "Choi", "Kowalski", "Gonçalves", "Ivanov", "MacLeod", "Nguyen",
             "Von Wegberg", "Иванов", "Παπαδόπουλος", "김", "田中", "محمد"]  # fmt: skip
 INTRO = """# Where does a surname come from?
-A character-level BiGRU guesses the **language of origin** of a surname among {n} languages, with calibrated
+Character-level bidirectional GRUs guess the **language of origin** of a surname among {n} languages, with calibrated
 probabilities, an honest "unsure", and the letters that drove the guess. It does **not** tell anyone's nationality
 or ethnicity and must not be used to decide anything about a person."""
 REAL_NAMES = """The test file shares the training data's prior, so it rewards leaning on it; real surnames do not.
-Below: the test file and the last-name lists of the `faker` package (real surnames of 16 countries, used to
+Below: the test file and the last-name lists of the `faker` package (real surnames of 17 locales, used to
 evaluate, never to train), under each prior. The page answers under the **{default}** prior unless you choose
 otherwise; each answer carries a prediction set that contains the right language 90% of the time on data like
 the validation split."""
 PRIOR_INFO = (
-    'The training data is 47% Russian; "equal" divides that share out so a name is judged by its '
-    "letters alone, which is right more often on real surnames from other countries."
+    'The training data is {share} {language}; "equal" divides each language\'s share out, so a name is judged '
+    "by its letters alone: right more often on real surnames from other countries."
 )
 CSS = ".gradio-container {max-width: 1180px !important; margin: auto;} #status p {margin: 0.3em 0;}"
 
@@ -90,7 +90,10 @@ def image(run_dir: Path, name: str, label: str) -> None:
 def accuracy_plot(metrics: dict) -> None:
     rows = [{"epoch": h["epoch"], "accuracy (%)": 100 * h[f"{key}_accuracy"], "split": split}
             for h in metrics["history"] for key, split in (("test", "test"), ("val", "validation"))]  # fmt: skip
-    title = f"Accuracy per epoch (chosen: epoch {metrics['best_epoch']}, best validation)"
+    chosen_by = {"val_accuracy": "highest validation accuracy"}.get(
+        metrics.get("selected_on"), "lowest validation loss"
+    )
+    title = f"Accuracy per epoch (chosen: epoch {metrics['best_epoch']}, {chosen_by})"
     # Epochs are whole numbers. Up to 30, as categories in epoch order: one tick each, never 2.5
     # (a category's y is aggregated: the mean of its one value). Longer runs stay numeric: their
     # nice tick steps (1, 2, 5, ... at ~40 px a tick) are whole.
@@ -177,7 +180,10 @@ def single_tab(predictor: Predictor) -> None:
         return gr.Label(v.bars, show_heading=not v.unsure), v.status, gr.HighlightedText(v.letters, label=what)
 
     def toggle(raw, all_, prior_):
-        return show(raw, all_, prior_) if (raw or "").strip() else gr.skip()
+        """Redraw the answer under the new choice; with no name, clear it (no answer of another prior stays)."""
+        if (raw or "").strip():
+            return show(raw, all_, prior_)
+        return gr.Label(None), "", gr.HighlightedText(None, label="Letters")
 
     inputs, outputs = [name, show_all, prior], [bars, status, letters]
     gr.on([name.submit, go.click], show, inputs, outputs, api_visibility="private")

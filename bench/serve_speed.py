@@ -137,7 +137,7 @@ def start_app(script: str, model_dir: Path, log) -> tuple[subprocess.Popen, str,
 
 def client_round_trips(url: str, picks: list[tuple[str]], ssl_verify: bool) -> list[float]:
     """Seconds per gradio_client predict call. With ssl_verify=True (the default) the client loads
-    the CA bundle for every request it sends (~35 ms here), even to a plain-http address."""
+    the CA bundle for every request it sends, even to a plain-http address."""
     client = Client(url, verbose=False, analytics_enabled=False, download_files=False, ssl_verify=ssl_verify)
     timed(lambda n: client.predict(n, api_name="/predict"), picks[:10])  # warm-up
     return timed(lambda n: client.predict(n, api_name="/predict"), picks)

@@ -1,5 +1,6 @@
 """The Batch tab without the UI: names from pasted text or any spreadsheet file, one table row per
-input row (unreadable ones keep their row and reason), a CSV to download, and the status line.
+input row (unreadable ones keep their row and reason; the first column, "row", is the row's number in
+the file or the line's in the pasted text), a CSV to download, and the status line.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ log = logging.getLogger(__name__)
 SHOWN_ROWS, KEEP_CSVS = 1000, 50  # rows shown on the page; CSVs kept for download
 HEADER_WORDS = headers.HEADER_WORDS  # header cells (folded) that name a name column, in the app's languages
 HEADER_CHOICES = {"auto": None, "yes": True, "no": False}  # the Batch tab's "first row is a header"
-BATCH_COLUMNS = ["name", "language", "confidence", "unsure"]
+BATCH_COLUMNS = ["row", "name", "language", "confidence", "unsure"]
+LABEL_CHARS = 40  # a column menu label's header cell and example value are cut to this many characters
+TEXT_IGNORED = "The pasted names were ignored: the uploaded file was read (remove the file to classify them)."
 
 
 def header_choice(header: str | bool | None) -> bool | None:
@@ -34,6 +37,12 @@ def names_from_csv(path: str | Path, header: str | bool | None = None, column: i
     """An uploaded CSV or text file as name_origin.tabular reads it: any encoding, separator and header
     a spreadsheet writes; one name per data row (a blank or unreadable one with its reason)."""
     return tabular.read_file(path, header_choice(header), column)
+
+
+def short(text: str, limit: int = LABEL_CHARS) -> str:
+    """text on one line, cut to `limit` characters with an ellipsis when longer."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def column_choices(file_path: str | None, header: str | bool | None = None) -> tuple[list[tuple[str, int]], int | None]:
@@ -48,14 +57,15 @@ def column_choices(file_path: str | None, header: str | bool | None = None) -> t
     except Exception:
         log.exception("reading the columns of an upload failed")
         return [], None
-    labels = [c if not e or c == e else f"{c} (e.g. {e})" for c, e in zip(table.columns, table.examples, strict=True)]
+    pairs = zip(table.columns, table.examples, strict=True)
+    labels = [short(c) if not e or c == e else f"{short(c)} (e.g. {short(e)})" for c, e in pairs]
     return [(label, i) for i, label in enumerate(labels)], table.column
 
 
-def batch_row(name: str, result: Prediction | InvalidNameError, dropped: str) -> dict:
-    """One row of the batch table: the answer, notes on what was changed, every probability."""
+def batch_row(row: int, name: str, result: Prediction | InvalidNameError, dropped: str) -> dict:
+    """One row of the batch table: its input row, the answer, notes on what was changed, every probability."""
     if not isinstance(result, Prediction):
-        return {"name": name, "note": str(result)}
+        return {"row": row, "name": name, "note": str(result)}
     norm = result.normalized
     source = f" (from {norm.script})" if norm.native else ""
     notes = [f"transliterated → {norm.text}{source}"] * norm.transliterated
@@ -65,14 +75,19 @@ def batch_row(name: str, result: Prediction | InvalidNameError, dropped: str) ->
     seen = ", ".join(f"{k} ×{n}" for k, n in result.evidence.items())
     top = {"language": result.top[0], "confidence": result.top[1], "unsure": result.abstain}
     answer = {**top, "prediction set": " or ".join(result.prediction_set), "seen in training": seen}
-    return {"name": name, **answer, "note": "; ".join(notes), **result.probs}
+    return {"row": row, "name": name, **answer, "note": "; ".join(notes), **result.probs}
 
 
-def batch_frame(predictor: Predictor, names: list[str], prior=DEFAULT_PRIOR) -> pd.DataFrame:
-    """One row per name: the answer under `prior`, its prediction set, notes, every probability."""
+def batch_frame(
+    predictor: Predictor, names: list[str], prior=DEFAULT_PRIOR, rows: list[int] | None = None
+) -> pd.DataFrame:
+    """One row per name: its input row (rows; 1, 2, ... by default), the answer under `prior`, its
+    prediction set, notes, every probability."""
     columns = [*BATCH_COLUMNS, "prediction set", "seen in training", "note", *predictor.labels]
-    rows = [batch_row(name, result, dropped) for name, result, dropped in classify_many(predictor, names, prior)]
-    return pd.DataFrame(rows, columns=columns).round(4)
+    rows = list(range(1, len(names) + 1)) if rows is None else rows
+    answers = classify_many(predictor, names, prior)
+    out = [batch_row(r, name, result, dropped) for r, (name, result, dropped) in zip(rows, answers, strict=True)]
+    return pd.DataFrame(out, columns=columns).round(4)
 
 
 def write_csv(frame: pd.DataFrame, out_dir: Path, keep: int = KEEP_CSVS) -> Path:
@@ -101,14 +116,21 @@ def with_problems(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
     if not any(table.problems):
         return frame
     records = frame.to_dict("records")
-    rows = [{"name": n, "note": p} if p else r for r, n, p in zip(records, table.names, table.problems, strict=True)]
+    rows = [{"row": r["row"], "name": n, "note": p} if p else r
+            for r, n, p in zip(records, table.names, table.problems, strict=True)]  # fmt: skip
     return pd.DataFrame(rows, columns=frame.columns)
 
 
 def batch_status(
-    frame: pd.DataFrame, file_path: str | None, seconds: float, shown_rows: int, table: Table | None = None
+    frame: pd.DataFrame,
+    file_path: str | None,
+    seconds: float,
+    shown_rows: int,
+    table: Table | None = None,
+    text_ignored: bool = False,
 ) -> str:
-    """The Markdown above the batch table: counts, time, whether the table is cut, how a file was read."""
+    """The Markdown above the batch table: counts, time, whether the table is cut, how a file was read,
+    and (text_ignored) that names were pasted too but the file was read instead."""
     bad, unsure = int(frame["language"].isna().sum()), int(frame["unsure"].eq(True).sum())
     source = f" from {md_escape(Path(file_path).name)}" if file_path else ""
     status = f"{len(frame):,} names{source} in {seconds:.2f} s: {len(frame) - bad:,} classified "
@@ -117,6 +139,8 @@ def batch_status(
         status += f" Showing the first {shown_rows:,} rows; the CSV holds all of them."
     if file_path and table is not None:
         status += "\n\n" + ("⚠️ " if table.guessed else "") + md_escape(table.describe())
+    if file_path and text_ignored:
+        status += "\n\n" + TEXT_IGNORED
     return status
 
 
@@ -132,21 +156,24 @@ def run_batch(
 ) -> tuple[pd.DataFrame, str | None, str]:
     """Batch tab: (table shown, CSV path, status). header ("auto"/"yes"/"no", or None/True/False) and
     column (index or header text; None picks it) say how to read an uploaded file; prior as for
-    Predictor.predict_batch. Never raises."""
+    Predictor.predict_batch. Never raises. Pasted text beside an uploaded file is not read: the status says so."""
     empty = pd.DataFrame(columns=BATCH_COLUMNS)
+    ignored = bool(file_path) and bool((text or "").strip())
+    also = "\n\n" + TEXT_IGNORED if ignored else ""
     try:
         table = batch_names(text, file_path, header, column)
         if not table.names and file_path:
-            return empty, None, "⚠️ That file holds no names (only a header row?)."
+            return empty, None, "⚠️ That file holds no names (only a header row?)." + also
         if not table.names:
             return empty, None, "⚠️ Paste surnames, one per line, or upload a CSV whose first column holds them."
         start = time.perf_counter()
-        frame = with_problems(batch_frame(predictor, table.names, prior), table)  # every row counts toward the limit
+        frame = batch_frame(predictor, table.names, prior, table.rows)  # every row counts toward the limit
+        frame = with_problems(frame, table)
         path = write_csv(frame, out_dir)
     except (InvalidNameError, PriorError, TableError) as e:
-        return empty, None, f"⚠️ {md_escape(str(e))}"
+        return empty, None, f"⚠️ {md_escape(str(e))}" + also
     except Exception:
         log.exception("batch failed")
         return empty, None, f"⚠️ {GENERIC_ERROR}"
-    status = batch_status(frame, file_path, time.perf_counter() - start, shown_rows, table)
+    status = batch_status(frame, file_path, time.perf_counter() - start, shown_rows, table, ignored)
     return frame.head(shown_rows), str(path), status

@@ -33,9 +33,12 @@ class PriorError(ValueError):
 def resolve_prior(prior: str | Mapping[str, float] | None, labels: tuple[str, ...], training: torch.Tensor):
     """(name, (classes,) prior summing to 1) for "training", "equal" or a {language: weight} mapping.
 
-    Languages missing from a mapping get weight 0; at least one weight must be positive. Raises
+    None means DEFAULT_PRIOR. Languages missing from a mapping get weight 0; at least one weight
+    must be positive. Raises
     PriorError for an unknown name, an unknown language or a negative / non-finite weight."""
-    if prior is None or prior == "training":
+    if prior is None:
+        prior = DEFAULT_PRIOR
+    if prior == "training":
         return "training", training / training.sum()
     if prior == "equal":
         return "equal", torch.full((len(labels),), 1.0 / len(labels))
@@ -48,8 +51,9 @@ def resolve_prior(prior: str | Mapping[str, float] | None, labels: tuple[str, ..
         weights = torch.tensor([float(prior.get(label, 0.0)) for label in labels], dtype=torch.float64)
     except (TypeError, ValueError):
         raise PriorError("prior weights must be numbers.") from None
-    if not torch.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+    if not torch.isfinite(weights).all() or (weights < 0).any() or weights.max() <= 0:
         raise PriorError("prior weights must be finite, non-negative, and not all zero.")
+    weights = weights / weights.max()  # first to at most 1: a sum of huge weights must not overflow
     return "custom", (weights / weights.sum()).float()
 
 

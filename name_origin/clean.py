@@ -1,22 +1,26 @@
 """Steps 1 and 2 of the text pipeline (see name_origin.scripts): a raw name cleaned, lookalikes folded.
 
 1. clean: Unicode format characters (category Cf: soft hyphen, zero-width space, ZWJ/ZWNJ, BOM,
-   LRM/RLM) are deleted; punctuation and spaces at the edges are trimmed ("Dubois," -> "Dubois");
-   "LAST, First" keeps the part before the comma.
-2. lookalikes: inside a word that mixes Latin, Cyrillic and Greek, the letters of the minority
-   script are read as their lookalikes in the word's main script ("Nоvak" with a Cyrillic о ->
-   "Novak"), from Unicode's confusables data (UTS #39, through the `confusable_homoglyphs` package).
+   LRM/RLM) are deleted; every apostrophe-like character (` ´ ’ ‘ ʼ) is read as ' (before NFKC,
+   which splits ´ into a space and an accent); punctuation and spaces at the edges are trimmed
+   ("Dubois," -> "Dubois", "`Smith`" -> "Smith"); "LAST, First" keeps the part before the comma.
+2. lookalikes: inside a word (a run of letters between spaces, hyphens, apostrophes...) that is
+   otherwise Latin, a Cyrillic or Greek letter is read as its Latin lookalike ("Nоvak" with a
+   Cyrillic о -> "Novak"), from Unicode's confusables data (UTS #39, through the
+   `confusable_homoglyphs` package). Words of their own script are left alone ("Ivanov-Иванов").
 """
 
 from __future__ import annotations
 
 import functools
-import re
+import itertools
 import unicodedata
 
 from name_origin.scripts import ALPHABETS, LATIN, script
 
 COMMAS = ",،、"  # Latin, Arabic and ideographic commas (a fullwidth comma is a comma after NFKC)
+APOSTROPHES = "`´’‘ʼ'"  # all read as '; to Unicode ʼ (U+02BC) is a letter and ` ´ are symbols, not punctuation
+_APOSTROPHE = str.maketrans(dict.fromkeys(APOSTROPHES, "'"))
 
 
 # --- 1. clean -----------------------------------------------------------------------------------
@@ -27,9 +31,14 @@ def delete_format(text: str) -> str:
     return "".join(c for c in text if unicodedata.category(c) != "Cf") if not text.isascii() else text
 
 
+def apostrophes(text: str) -> str:
+    """Every apostrophe-like character (` ´ ’ ‘ ʼ) as the ASCII ' the training data writes."""
+    return text if text.isascii() and "`" not in text else text.translate(_APOSTROPHE)
+
+
 def _is_edge(c: str) -> bool:
-    """Stray at the edge of a name: whitespace, punctuation (P*), separators and controls."""
-    return c.isspace() or unicodedata.category(c)[0] in "PZC"
+    """Stray at the edge of a name: whitespace, punctuation (P*), separators, controls, apostrophes."""
+    return c.isspace() or unicodedata.category(c)[0] in "PZC" or c in APOSTROPHES
 
 
 def trim(text: str) -> tuple[str, str]:
@@ -76,36 +85,42 @@ def _lookalike_table() -> dict[tuple[str, str], str]:
     return table
 
 
-def _fold_word(word: str) -> tuple[str, list[str]]:
-    """(word with its minority-script letters read in its main script, the letters so read)."""
-    counts: dict[str, int] = {}
-    for c in word:
-        if c.isalpha() and (s := script(c)) in ALPHABETS:
-            counts[s] = counts.get(s, 0) + 1
-    if len(counts) < 2:
-        return word, []
-    main = max(counts, key=lambda s: (counts[s], s == LATIN))  # a tie reads as Latin
+def _latin_twin(c: str) -> str:
+    """The Latin letter a Cyrillic or Greek letter looks like, in its case ("" when none does).
+    The lower-case form first: Cyrillic І looks like a Latin l, but і like an i."""
     table = _lookalike_table()
-    chars, folded = [], []
-    for c in word:
-        if c.isalpha() and script(c) in counts and script(c) != main:
-            # the lower-case form first: Cyrillic І looks like a Latin l, but і like an i
-            twin = table.get((c.lower(), main)) or table.get((c, main))
-            if twin:
-                folded.append(c)
-                c = twin.upper() if c.isupper() else twin
-        chars.append(c)
-    return "".join(chars), folded
+    twin = table.get((c.lower(), LATIN)) or table.get((c, LATIN)) or ""
+    return twin.upper() if twin and c.isupper() else twin
+
+
+def _fold_word(word: str) -> tuple[str, list[str]]:
+    """(word with its Cyrillic and Greek letters read as Latin, those letters) when the word is
+    otherwise Latin: it has Latin letters, at least as many as the others, and each other letter
+    looks like a Latin one. Any other word is left as it is (Иванов, Иванoв, Παπαδόπουλος)."""
+    others = [c for c in word if c.isalpha() and script(c) != LATIN]
+    latin = sum(c.isalpha() for c in word) - len(others)
+    if not others or latin < len(others) or any(script(c) not in ALPHABETS for c in others):
+        return word, []
+    twins = {c: _latin_twin(c) for c in others}
+    if not all(twins.values()):
+        return word, []
+    return "".join(twins.get(c, c) for c in word), others
+
+
+def _is_word_char(c: str) -> bool:
+    return c.isalpha() or unicodedata.category(c)[0] == "M"
 
 
 def fold_lookalikes(text: str) -> tuple[str, str]:
-    """(text with the minority-script letters of mixed Latin/Cyrillic/Greek words read as their
-    lookalikes in the word's main script, the letters so read). Single-script words are left alone."""
+    """(text with the Cyrillic and Greek letters of otherwise Latin words read as their Latin
+    lookalikes, the letters so read). A word is a run of letters (and their marks) between spaces,
+    hyphens, apostrophes or other non-letters: "Ivanov-Иванов" is two words, each of one script."""
     if text.isascii():
         return text, ""
     out, folded = [], []
-    for word in re.split(r"(\s+)", text):
-        word, letters = _fold_word(word)
+    for is_word, chars in itertools.groupby(text, _is_word_char):
+        word = "".join(chars)
+        word, letters = _fold_word(word) if is_word else (word, [])
         out.append(word)
         folded += letters
     return "".join(out), "".join(dict.fromkeys(folded))

@@ -62,12 +62,13 @@ def normalize_name(raw: str) -> Normalized:
 def read_chars(text: str) -> str:
     """text read as normalize_name reads a name's letters, without trimming or cutting at commas:
     what each character becomes ("" for a format character, " " for a dash or comma, "kim" for 김)."""
-    text = clean.delete_format(unicodedata.normalize("NFKC", text))
+    text = clean.delete_format(unicodedata.normalize("NFKC", clean.apostrophes(text)))
     return readers.transliterate(text.lower()).translate(_PUNCT).lower()
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def _normalize(raw: str) -> Normalized:
+    raw = clean.apostrophes(raw)  # before NFKC, which splits ´ into a space and an accent
     nfkc = unicodedata.normalize("NFKC", raw)
     text = clean.delete_format(nfkc)
     core, stripped = clean.trim(text)
@@ -83,7 +84,7 @@ def _normalize(raw: str) -> Normalized:
         notes.append(f"Classified “{core}”, the surname before the comma (LAST, First); “{given}” is the given name.")
     if lookalikes:
         which = ", ".join(f"{c} ({scripts.script_name(scripts.script(c))})" for c in lookalikes)
-        notes.append(f"Read {which} as the {scripts.script_name(codes[0])} letter it looks like.")
+        notes.append(f"Read {which} as the Latin letter it looks like.")
     notes += readers.notes_for(codes)
     return Normalized(
         text=out,

@@ -92,7 +92,7 @@ def load_served_model(
     `timeout` bounds the one probe that decides whether the Hub can be reached."""
     notes: list[str] = []
     if model_dir:
-        loaded = try_load(Path(model_dir), "local folder", f"local folder {model_dir}", notes)
+        loaded = try_load(Path(model_dir), "local folder", f"local folder {Path(model_dir).name}", notes)
         if loaded:
             return loaded
     if repo_id:
@@ -103,7 +103,7 @@ def load_served_model(
             loaded = try_load(snapshot, "hub", where, notes, revision=snapshot.name, repo_id=repo_id)
             if loaded:
                 return loaded
-    loaded = try_load(Path(bundled), "bundled", f"bundled model {bundled}", notes)
+    loaded = try_load(Path(bundled), "bundled", "the bundled model (model/)", notes)
     if loaded:
         return loaded
     raise HubError("No model could be loaded: " + "; ".join(notes))
@@ -115,7 +115,9 @@ def add_note(notes: list[str], note: str) -> None:
 
 
 def try_load(path: Path, source: str, where: str, notes: list[str], *, revision=None, repo_id=None):
-    """(Predictor, ResolvedModel), or None with the reason noted. Strict safetensors load only."""
+    """(Predictor, ResolvedModel), or None with the reason noted. Strict safetensors load only.
+    Notes are shown on the page: they name folders by their last part, never the server's paths
+    (the log has them)."""
     from name_origin.predict import Predictor  # torch: not for `trainer push`, which imports this module
 
     try:
@@ -124,9 +126,10 @@ def try_load(path: Path, source: str, where: str, notes: list[str], *, revision=
             raise FileNotFoundError(f"no {', '.join(missing)}")
         predictor = Predictor.from_dir(path)
     except Exception as e:  # noqa: BLE001 - a broken source must not crash the app: try the next one
-        add_note(notes, f"{where} could not be loaded: {short(e)}")
+        log.warning("could not load %s", path.resolve())
+        add_note(notes, f"{where} could not be loaded: {short(e).replace(str(path), path.name)}")
         return None
-    log.info("serving the model from %s", where)
+    log.info("serving the model from %s (%s)", where, path.resolve())
     return predictor, ResolvedModel(path, source, revision, notes, repo_id)
 
 

@@ -30,7 +30,7 @@ def served_text(resolved: ResolvedModel) -> str:
     if resolved.source == "bundled":
         what = "the bundled model (`model/` in this repository)"
     else:
-        what = f"the {resolved.source} model: {md_escape(resolved.repo_id or str(resolved.path))}"
+        what = f"the {resolved.source} model: {md_escape(resolved.repo_id or resolved.path.name)}"
     what += f" at revision `{resolved.revision}`" if resolved.revision else ""
     return f"**Serving** {what}." + "".join(f"\n- {md_escape(n)}" for n in resolved.notes)
 
@@ -91,19 +91,19 @@ def prior_table(metrics: dict, external: dict | None) -> str:
 
 def external_table(external: dict | None) -> str:
     """Markdown: per external list (one language each), top-1 under each prior, top-2 and set coverage
-    under the default, and the n-gram baseline: where the model is weak on real surnames."""
+    under the default prior, and the n-gram baseline: where the model is weak on real surnames."""
     lists = (external or {}).get("lists", [])
     if not lists:
         return "*No external evaluation in this model folder (run `python bench/external_eval.py --write`).*"
-    priors = list(lists[0]["priors"])
+    priors = sorted(lists[0]["priors"], key=lambda p: p != DEFAULT_PRIOR)
     head = " | ".join(f"top-1 ({p})" for p in priors)
-    rows = [f"| list | language | script | names | {head} | top-2 ({priors[-1]}) | set coverage ({priors[-1]}) | "
-            "n-gram baseline |", "|---" * (7 + len(priors)) + "|"]  # fmt: skip
+    rows = [f"| list | language | script | names | {head} | top-2 ({DEFAULT_PRIOR}) | set coverage "
+            f"({DEFAULT_PRIOR}) | n-gram baseline |", "|---" * (7 + len(priors)) + "|"]  # fmt: skip
     for r in lists:
-        last = r["priors"][priors[-1]]
+        default = r["priors"][DEFAULT_PRIOR]
         cells = " | ".join(pct(r["priors"][p]["top1"]) for p in priors)
-        rows.append(f"| {r['list']} | {r['language']} | {r['script']} | {r['names']} | {cells} | "
-                    f"{pct(last['top2'])} | {pct(last['set_coverage'])} | {pct(r['baseline_top1'])} |")  # fmt: skip
+        tail = f"{pct(default['top2'])} | {pct(default['set_coverage'])} | {pct(r['baseline_top1'])}"
+        rows.append(f"| {r['list']} | {r['language']} | {r['script']} | {r['names']} | {cells} | {tail} |")
     return "\n".join(rows)
 
 

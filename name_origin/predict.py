@@ -24,6 +24,7 @@ from name_origin.model import NameGRU
 from name_origin.scripts import ScriptPrior, script_prior
 
 MAX_BATCH = 10_000  # names per batch request
+MAX_SETTINGS = 64  # priors whose threshold and quantile are kept (the named ones are never dropped)
 HELDOUT_NAME = "heldout.safetensors"  # validation's calibrated probabilities and labels (run folder)
 
 
@@ -114,14 +115,21 @@ class Predictor:
         name, target = C.resolve_prior(prior, self.labels, self.training_prior)
         key = name if name != "custom" else repr(target.tolist())
         if key not in self._settings:
-            if self.heldout is None:
-                self._settings[key] = Setting(name, target, self.threshold if name == "training" else 0.0, None)
-            else:
-                probs = C.shift_prior(self.heldout["probs"].float(), self.training_prior, target)
-                y = self.heldout["labels"].long()
-                threshold = C.abstain_threshold(probs, y, self.abstain_target)
-                self._settings[key] = Setting(name, target, threshold, C.conformal_quantile(probs, y))
+            if len(self._settings) >= MAX_SETTINGS:  # custom priors come from API callers: keep the newest
+                self._settings.pop(next(k for k in self._settings if k not in C.PRIOR_CHOICES))
+            self._settings[key] = self._fit(name, target)
         return self._settings[key]
+
+    def _fit(self, name: str, target: torch.Tensor) -> Setting:
+        """Threshold and conformal quantile of a prior, from the held-out names whose language it
+        allows (a language of prior 0 cannot be the answer, so its names say nothing of the sets)."""
+        if self.heldout is None:
+            return Setting(name, target, self.threshold if name == "training" else 0.0, None)
+        y = self.heldout["labels"].long()
+        allowed = target[y] > 0
+        probs = C.shift_prior(self.heldout["probs"].float()[allowed], self.training_prior, target)
+        threshold = C.abstain_threshold(probs, y[allowed], self.abstain_target)
+        return Setting(name, target, threshold, C.conformal_quantile(probs, y[allowed]))
 
     def _log_probs(self, encoded: list[list[int]], batch_size: int = 512) -> torch.Tensor:
         """(n, classes) calibrated log-probabilities under the training prior, in input order."""

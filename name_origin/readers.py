@@ -158,7 +158,7 @@ def _arabic(word: str) -> str:
 READERS = {GREEK: _greek, CYRILLIC: _cyrillic, "kana": _kana, HANGUL: _hangul, ARABIC: _arabic}
 NOTES = {
     HAN: "Han characters alone cannot tell Chinese from Japanese: they are read as Mandarin pinyin "
-    "(田中 reads tianzhong, not Tanaka), so a Japanese name written in kanji reads as Chinese.",
+    "(田中 reads tianzhong, not Tanaka), which is no evidence between the two, so the prior decides.",
     ARABIC: "Arabic script leaves short vowels unwritten: the model reads the consonants and long vowels only.",
 }
 

@@ -3,8 +3,8 @@
 The text pipeline that encoding.normalize_name() runs, in order (each step a small pure function):
 
 1. clean (name_origin.clean): format characters deleted, edge punctuation trimmed, "LAST, First" cut;
-2. lookalikes (name_origin.clean): minority-script letters of a mixed Latin/Cyrillic/Greek word read
-   as their lookalikes in the word's main script (Unicode confusables, UTS #39);
+2. lookalikes (name_origin.clean): Cyrillic or Greek letters inside an otherwise Latin word read as
+   the Latin letters they look like (Unicode confusables, UTS #39);
 3. scripts (here): each letter's Unicode script (ISO 15924 code) from `fontTools.unicodedata`
    (Unicode 18), and the evidence() a name's letters give: its non-Latin scripts and its non-ASCII
    Latin letters;
@@ -171,8 +171,6 @@ def script_prior(labels: tuple[str, ...], marks: frozenset[str]) -> ScriptPrior 
     only = fits[0] + " " + verb if len(fits) == 1 else _and(fits) + " " + verb.rstrip("s")
     text = f"{_what(scripts, letters)}: of the {n} languages only {only} {_them(scripts, letters)}"
     text += f" (Unicode CLDR alphabets); the others are weighted ×{floor:g}."
-    if marks == UNREADABLE:
-        text += " Han characters alone do not say whether a name is Chinese or Japanese: the prior decides."
     return ScriptPrior(weights, fits, text, short, marks != UNREADABLE)
 
 

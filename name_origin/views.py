@@ -11,26 +11,27 @@ from __future__ import annotations
 import html
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from name_origin import clean
 from name_origin.calibration import DEFAULT_PRIOR, PriorError
 from name_origin.encoding import MAX_NAME_CHARS, InvalidNameError, normalize_name, read_chars
 from name_origin.predict import Prediction, Predictor, Setting
 
-if TYPE_CHECKING:
-    pass
-
 log = logging.getLogger(__name__)
 TOP_K, UNSURE_K = 5, 3  # bars shown for an answer, for an unsure one
+NOT_TEXT = "A name must be text (a JSON string)."
 GENERIC_ERROR = "Something went wrong on our side; it has been logged. Please try again."
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
 
 
 def md_escape(text: str) -> str:
-    """User text made inert for gr.Markdown: no HTML, no markdown formatting, one line."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(" ".join(str(text).split()), quote=False))
+    """User text made inert for gr.Markdown: no HTML, no markdown formatting, one line, and invisible
+    format characters (bidi controls such as U+202E, which would reverse the page's own words) shown
+    as their code points."""
+    text = "".join(f"U+{ord(c):04X}" if unicodedata.category(c) == "Cf" else c for c in str(text))
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(" ".join(text.split()), quote=False))
 
 
 def pct(p: float | None, digits: int = 1) -> str:
@@ -167,6 +168,8 @@ def prediction_json(name: str, pred: Prediction, dropped: str = "", coverage: fl
 def predict_json(predictor: Predictor, name: str | None, prior=DEFAULT_PRIOR) -> dict:
     """The /predict answer for one name under `prior`, with the prior it used; raises
     InvalidNameError for a name it cannot read and PriorError for a prior it cannot use."""
+    if name is not None and not isinstance(name, str):
+        raise InvalidNameError(NOT_TEXT)
     cleaned, dropped = usable(predictor, name)
     pred = predictor.predict(cleaned, prior)
     return {
@@ -188,8 +191,11 @@ def predict_batch_json(predictor: Predictor, names: list[str] | str | None, prio
     """The /predict_batch answer: {"prior": the prior used, "results": one JSON object per input,
     {"name", "error"} for unreadable ones}. Raises InvalidNameError over the batch limit
     (Predictor.predict_batch checks it) and PriorError for a prior it cannot use."""
-    names = names.splitlines() if isinstance(names, str) else ["" if n is None else str(n) for n in names or []]
-    rows = classify_many(predictor, names, prior)
+    names = names.splitlines() if isinstance(names, str) else list(names or [])
+    text = ["" if n is None or not isinstance(n, str) else n for n in names]
+    rows = classify_many(predictor, text, prior)
+    rows = [(n, r, d) if raw is None or isinstance(raw, str) else (str(raw), InvalidNameError(NOT_TEXT), "")
+            for raw, (n, r, d) in zip(names, rows, strict=True)]  # fmt: skip
     cov = predictor.coverage
     results = [prediction_json(n, r, d, cov) if isinstance(r, Prediction) else {"name": n, "error": str(r)}
                for n, r, d in rows]  # fmt: skip

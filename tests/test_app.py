@@ -226,3 +226,9 @@ def test_build_app_has_named_endpoints_and_components(predictor):
     assert all(name in ("/predict", "/predict_batch") for name in api)  # UI events are not part of the API
     kinds = {type(b).__name__ for b in demo.blocks.values()}
     assert {"Label", "HighlightedText", "Dataframe", "File", "Image", "Markdown"} <= kinds
+
+
+def test_bidi_controls_cannot_reverse_the_page():
+    """U+202E would turn "Ignored characters: ..." around: shown as its code point instead."""
+    assert serving.md_escape("\u202eSmith") == "U\\+202ESmith"  # the + escaped for Markdown
+    assert "\u200f" not in serving.md_escape("\u200fمحمد\u200f")

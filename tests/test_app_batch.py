@@ -53,12 +53,14 @@ def test_run_batch_from_text(predictor, tmp_path):
     text = "Nakamura\n\n  Müller \n12345\nDe la Fuente\n=cmd\n"
     table, path, status = batch.run_batch(predictor, text, None, tmp_path)
     assert list(table["name"]) == ["Nakamura", "Müller", "12345", "De la Fuente", "=cmd"]
-    assert "5 names" in status and "4 classified" in status and "1 unreadable" in status
+    assert list(table["row"]) == [1, 3, 4, 5, 6] and list(table.columns[:2]) == ["row", "name"]  # line numbers
+    assert "5 names" in status and "ignored" not in status and "4 classified" in status and "1 unreadable" in status
     assert table.loc[2, "note"].startswith("No letters") and table["language"].isna()[2]
     assert set(predictor.labels) <= set(table.columns)
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 5 and rows[4]["name"] == "'=cmd"  # no spreadsheet formula
+    assert list(rows[0])[:2] == ["row", "name"] and [r["row"] for r in rows] == ["1", "3", "4", "5", "6"]
     assert float(rows[0]["confidence"]) == pytest.approx(max(float(rows[0][lab]) for lab in predictor.labels))
     assert rows[1]["note"] == "transliterated → muller; ü: Dutch, French, German and Spanish"
 
@@ -115,6 +117,9 @@ def test_run_batch_from_csv_and_binary_file(predictor, tmp_path):
     good.write_text("surname\nNakamura\nRossi\n", encoding="utf-8")
     table, path, status = batch.run_batch(predictor, "ignored when a file is given", str(good), tmp_path)
     assert list(table["name"]) == ["Nakamura", "Rossi"] and "from upload\\.csv" in status
+    assert "pasted names were ignored: the uploaded file was read" in status  # not silently
+    _, _, status = batch.run_batch(predictor, " \n", str(good), tmp_path)
+    assert "pasted" not in status  # blank text was not pasted names
     junk = tmp_path / "junk.csv"
     junk.write_bytes(bytes(range(256)) * 4)
     table, path, status = batch.run_batch(predictor, None, str(junk), tmp_path)
@@ -142,6 +147,9 @@ def test_run_batch_keeps_rows_aligned_and_explains_unreadable_ones(predictor, tm
     )
     table, path, status = batch.run_batch(predictor, None, str(upload), tmp_path)
     assert list(table["name"]) == ["Müller", "", "Lef\ufffdvre", "Rossi"]  # Nachname, not sep= or the header
+    assert list(table["row"]) == [2, 3, 4, 5]  # the rows as Excel shows them (the sep= line hidden)
+    with open(path, newline="", encoding="utf-8") as f:
+        assert [(r["row"], r["name"]) for r in csv.DictReader(f)][1:3] == [("3", ""), ("4", "Lef\ufffdvre")]
     assert list(table["language"].notna()) == [True, False, False, True]
     assert table.loc[1, "note"].startswith("Empty cell") and "could not be decoded" in table.loc[2, "note"]
     assert "4 names" in status and "2 unreadable" in status and "from its sep= line" in status
@@ -178,3 +186,28 @@ def test_column_choices_for_the_batch_tab(tmp_path):
     assert picked == 0 and choices[1] == ("column 2 (e.g. Nachname)", 1)
     upload.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(100))
     assert batch.column_choices(str(upload), "auto") == ([], None) == batch.column_choices(None, "auto")
+
+
+def test_column_choices_cut_long_cells(tmp_path):
+    """A 4,000-character first cell was the column menu's label, uncut."""
+    upload = tmp_path / "upload.csv"
+    upload.write_text("x" * 4000 + ";Nachname\nHans;Müller\n", encoding="utf-8")
+    choices, _ = batch.column_choices(str(upload), "no")
+    assert choices[0] == (f"column 1 (e.g. {'x' * 39}…)", 0) and choices[1] == ("column 2 (e.g. Nachname)", 1)
+    choices, _ = batch.column_choices(str(upload), "yes")
+    assert choices[0] == (f"{'x' * 39}… (e.g. Hans)", 0)
+    assert all(len(label) < 100 for label, _ in choices)
+
+
+def test_an_unreadable_upload_says_the_pasted_names_were_ignored(predictor, tmp_path):
+    upload = tmp_path / "upload.csv"
+    upload.write_bytes(b"Surname\n")
+    table, path, status = batch.run_batch(predictor, "Rossi", str(upload), tmp_path)
+    assert path is None and table.empty and "no names" in status and "pasted names were ignored" in status
+
+
+def test_api_rejects_names_that_are_not_text(predictor):
+    with pytest.raises(InvalidNameError, match="must be text"):
+        serving.predict_json(predictor, ["a"])
+    rows = serving.predict_batch_json(predictor, ["Rossi", {"a": 1}, 7])["results"]
+    assert "language" in rows[0] and [r.get("error") for r in rows[1:]] == [serving.NOT_TEXT] * 2

@@ -43,6 +43,12 @@ def test_bad_priors_are_clear_errors(bad):
 
 def test_default_prior_is_the_documented_one():
     assert DEFAULT_PRIOR == "equal"  # README, model card and the page say so; chosen on the external lists
+    assert resolve_prior(None, LABELS, TRAINING)[0] == DEFAULT_PRIOR  # an explicit null is the default
+
+
+def test_huge_weights_do_not_overflow():
+    name, prior = resolve_prior({"A": 1e308, "B": 1e308}, LABELS, TRAINING)
+    assert prior.tolist() == [0.5, 0.5, 0.0]
 
 
 def test_conformal_quantile_hand_computed():

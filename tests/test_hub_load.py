@@ -95,7 +95,7 @@ def test_broken_local_folder_falls_through_to_the_hub(boundary, tiny_run, tmp_pa
     (broken / "model.safetensors").unlink()
     boundary.download = snapshot(tiny_run, tmp_path)
     _, resolved = load_served_model(str(broken), REPO, "main", tmp_path / "none")
-    assert resolved.source == "hub" and resolved.notes == [f"local folder {broken} could not be loaded: "
+    assert resolved.source == "hub" and resolved.notes == ["local folder broken could not be loaded: "
                                                            "FileNotFoundError: no model.safetensors"]  # fmt: skip
 
 
@@ -132,5 +132,5 @@ def test_default_repo_is_the_models_entry_of_the_readme(tmp_path):
 def test_served_text_names_the_bundled_model_without_the_server_path(tiny_run):
     text = served_text(ResolvedModel(tiny_run, "bundled", None, ["hub me/names@main skipped: x"]))
     assert text.startswith("**Serving** the bundled model (`model/` in this repository).") and str(tiny_run) not in text
-    text = served_text(ResolvedModel(Path("runs/tiny"), "local folder", None, []))
-    assert text == "**Serving** the local folder model: runs/tiny."
+    text = served_text(ResolvedModel(tiny_run, "local folder", None, []))
+    assert text == "**Serving** the local folder model: tiny." and str(tiny_run.parent) not in text  # no server path

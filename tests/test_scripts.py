@@ -56,10 +56,25 @@ def test_format_characters_are_deleted_not_word_breaks(char):
         ("Smith2", "Smith2", ""),  # digits and symbols are not edges: views.usable reports them
         ("<b>", "<b>", ""),
         ("!!", "", "!!"),
+        ("`Smith`", "Smith", "``"),  # every apostrophe-like character is an edge, ʼ (a letter to Unicode) too
+        ("´Smith´", "Smith", "´´"),
+        ("ʼSmithʼ", "Smith", "ʼʼ"),
+        ("‘Smith’", "Smith", "‘’"),
     ],
 )
 def test_trim_edges(raw, core, stripped):
     assert clean.trim(raw) == (core, stripped)
+
+
+@pytest.mark.parametrize("raw", ["`Smith`", "'Smith'", "’Smith’", "‘Smith‘", "´Smith´", "ʼSmithʼ", "Smith`"])
+def test_apostrophes_at_the_edges_all_read_alike(raw):
+    """Backticks used to become apostrophes after the edges were trimmed: "`Smith`" read 'smith'."""
+    assert normalize_name(raw).text == "smith" and set(normalize_name(raw).stripped) == {"'"}
+
+
+@pytest.mark.parametrize("raw", ["O´Brien", "O`Brien", "O’Brien", "OʼBrien"])
+def test_apostrophes_inside_all_read_alike(raw):
+    assert normalize_name(raw).text == normalize_name("O'Brien").text == "o'brien"  # NFKC made ´ a space
 
 
 @pytest.mark.parametrize(
@@ -86,13 +101,33 @@ def test_last_first(text, parts):
         ("Nоvak", "Novak", "о"),  # Cyrillic о in a Latin name
         ("Kоwаlski", "Kowalski", "оа"),
         ("Pаpаdοpοulοs", "Papadopoulos", "аο"),  # Cyrillic а and Greek ο
-        ("Иванoв", "Иванов", "o"),  # a Latin o in a Cyrillic name reads Cyrillic
+        ("Ηοmer", "Homer", "Ηο"),  # Greek Η and ο
+        ("O’Nеill", "O’Neill", "е"),  # words end at apostrophes
+        ("Nоvak-Иванов", "Novak-Иванов", "о"),  # and at hyphens: the Cyrillic word is left alone
+        ("Иванoв", "Иванoв", ""),  # only otherwise Latin words are folded: a Latin o in Cyrillic stays
+        ("Сoрок", "Сoрок", ""),  # Latin letters are the minority: not a Latin word
         ("Ivan Петров", "Ivan Петров", ""),  # two words, each in one script: left alone
+        ("Иванов-Ivanov", "Иванов-Ivanov", ""),
+        ("Ivanov-Иванов", "Ivanov-Иванов", ""),
+        ("Ivanov'Иванов", "Ivanov'Иванов", ""),
         ("Novak", "Novak", ""),
     ],
 )
 def test_lookalikes_are_read_as_the_words_script(raw, folded, letters):
     assert clean.fold_lookalikes(raw) == (folded, letters)
+
+
+@pytest.mark.parametrize("raw", ["Иванов-Ivanov", "Ivanov-Иванов", "Ivanov Иванов", "Papadopoulos-Παπαδόπουλος"])
+def test_genuine_cyrillic_and_greek_words_are_not_lookalikes(raw):
+    """The reported misfire: "Иванов-Ivanov" claimed its а and о were lookalikes."""
+    norm = normalize_name(raw)
+    assert norm.lookalikes == "" and not any("looks like" in n for n in norm.notes)
+
+
+def test_a_lookalike_in_a_latin_word_beside_a_cyrillic_one():
+    norm = normalize_name("Иванов Nоvak")
+    assert norm.text == "ivanov novak" and norm.lookalikes == "о"
+    assert "Read о (Cyrillic) as the Latin letter it looks like." in norm.notes
 
 
 # --- 3. scripts ---------------------------------------------------------------------------------
@@ -363,7 +398,8 @@ def test_batch_applies_the_prior_like_the_single_name(bundled):
     "stray, plain",
     [("Kowal\u00adski", "Kowalski"), ("Kow\u200balski", "Kowalski"), ("\ufeffKowalski", "Kowalski"),
      ("Nоvak", "Novak"), ("Dubois,", "Dubois"), ("Dubois.", "Dubois"), ("(Dubois)", "Dubois"),
-     ("Dubois, Marc", "Dubois")],
+     ("Dubois, Marc", "Dubois"), ("`Smith`", "Smith"), ("’Smith’", "Smith"), ("'Smith'", "Smith"),
+     ("´Smith´", "Smith")],
 )  # fmt: skip
 def test_stray_characters_do_not_change_the_answer(bundled, stray, plain):
     a, b = bundled.predict(stray), bundled.predict(plain)

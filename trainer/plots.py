@@ -17,7 +17,11 @@ def _save(fig, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def accuracy_figure(history: list[dict], best_epoch: int, anchors: dict):
+CHOSEN_BY = {"val_loss": "lowest validation loss", "val_accuracy": "highest validation accuracy"}
+
+
+def accuracy_figure(history: list[dict], best_epoch: int, anchors: dict, selected_on: str = "val_loss"):
+    """Test and validation accuracy per epoch; the chosen epoch marked on the validation curve."""
     epochs = [h["epoch"] for h in history]
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
@@ -26,10 +30,10 @@ def accuracy_figure(history: list[dict], best_epoch: int, anchors: dict):
     best = history[best_epoch - 1]
     ax.scatter(
         [best_epoch],
-        [100 * best["test_accuracy"]],
+        [100 * best["val_accuracy"]],
         color="C3",
         zorder=3,
-        label=f"chosen epoch {best_epoch} (best validation)",
+        label=f"chosen epoch {best_epoch} ({CHOSEN_BY[selected_on]})",
     )
     for (name, a), color in zip(anchors.items(), ("0.6", "0.4"), strict=False):
         ax.axhline(100 * a["accuracy"], color=color, lw=0.8, ls=":", label=f"{name}: {100 * a['accuracy']:.2f}%")
@@ -37,7 +41,7 @@ def accuracy_figure(history: list[dict], best_epoch: int, anchors: dict):
     # epochs are whole: no 2.5 tick, and a one-epoch run still gets its "1"
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
     ax.set_ylabel("accuracy (%)")
-    lows = [100 * h["test_accuracy"] for h in history]
+    lows = [100 * min(h["test_accuracy"], h["val_accuracy"]) for h in history]
     ax.set_ylim(max(0, min(lows) - 2), 100)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
@@ -104,7 +108,8 @@ def coverage_figure(curve: list[dict], threshold: float):
 
 def save_all(run_dir: Path, metrics: dict, labels: tuple[str, ...]) -> None:
     anchors = {k: v for k, v in metrics["anchors"].items() if "logistic" in k or "picked on test" in k}
-    _save(accuracy_figure(metrics["history"], metrics["best_epoch"], anchors), run_dir / "accuracy_curve.png")
+    chosen = metrics.get("selected_on", "val_loss")
+    _save(accuracy_figure(metrics["history"], metrics["best_epoch"], anchors, chosen), run_dir / "accuracy_curve.png")
     _save(reliability_figure(metrics["calibration"]), run_dir / "reliability.png")
     _save(confusion_figure(metrics["test"]["confusion"], labels), run_dir / "confusion.png")
     _save(coverage_figure(metrics["abstention"]["curve"], metrics["abstention"]["threshold"]), run_dir / "coverage.png")

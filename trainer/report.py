@@ -135,6 +135,7 @@ def write_run(run_dir: Path, result: TrainResult, ds: Dataset, tcfg: TrainConfig
     best = result.history[result.best_epoch - 1]
     metrics = {
         "best_epoch": result.best_epoch,
+        "selected_on": tcfg.select_on,
         "epochs_run": len(result.history),
         "seconds_total": sum(h["seconds"] for h in result.history),
         "history": result.history,
