@@ -96,18 +96,26 @@ def in_process(model_dir: Path, names: list[str], calls: int, batch: int) -> lis
     plain = timed(serving.analyse, args)
     explained = timed(serving.analyse, [(p, n, False, True) for p, n, _, _ in args])
     text = "\n".join(names[i % len(names)] for i in range(batch))
+    runs = []
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        table, path, status = batch_tab.run_batch(predictor, text, None, Path(tmp))
-        batch_s = time.perf_counter() - start
-    assert path, status
+        for _ in range(3):  # the median of three: one run on the shared machine can be off by 30%
+            start = time.perf_counter()
+            table, path, status = batch_tab.run_batch(predictor, text, None, Path(tmp))
+            runs.append(time.perf_counter() - start)
+            assert path, status
+    batch_s = statistics.median(runs)
     p50, p99 = ms(plain), ms(plain, 99)
     extra = ms(explained) - ms(plain)
     return [
         (f"in-process single name p50 ({calls} calls)", f"{p50:.3f} ms", "≤ 5 ms", p50 <= 5),
         (f"in-process single name p99 ({calls} calls)", f"{p99:.3f} ms", "", None),
         ("explanation added latency (p50)", f"{extra:.3f} ms", "≤ 20 ms", extra <= 20),
-        (f"{batch:,}-name batch, batch tab (predict + table + CSV)", f"{batch_s:.2f} s", "< 3 s", batch_s < 3),
+        (
+            f"{batch:,}-name batch, batch tab (predict + table + CSV), median of 3",
+            f"{batch_s:.2f} s",
+            "≤ 3 s",
+            batch_s <= 3,
+        ),
     ]
 
 

@@ -132,14 +132,14 @@ class Predictor:
         return Setting(name, target, threshold, C.conformal_quantile(probs, y[allowed]))
 
     def _log_probs(self, encoded: list[list[int]], batch_size: int = 512) -> torch.Tensor:
-        """(n, classes) calibrated log-probabilities under the training prior, in input order."""
+        """(n, classes) calibrated log-probabilities under the training prior, in input order.
+        Names run in batches of one exact length: no padding, so every packed step is full."""
         x, lengths = pad_batch(encoded)
-        order = torch.argsort(lengths, descending=True, stable=True)
         out = torch.empty(len(encoded), len(self.labels))
         with torch.inference_mode():
-            for idx in order.split(batch_size):
-                ln = lengths[idx]
-                out[idx] = self.model(x[idx, : int(ln.max())], ln, sorted_desc=True, temperature=self.temperature)
+            for length in lengths.unique().tolist():
+                for idx in (lengths == length).nonzero().squeeze(1).split(batch_size):
+                    out[idx] = self.model(x[idx, :length], lengths[idx], sorted_desc=True, temperature=self.temperature)
         return out
 
     def _evidence(self, normalized: str) -> dict[str, int]:
@@ -192,16 +192,16 @@ class Predictor:
             weights = torch.tensor([s.weights if s else (1.0,) * len(self.labels) for s in scripts])
             probs = C.shift_prior(probs, torch.ones(len(self.labels)), weights)
         sets = C.prediction_sets(probs, setting.quantile) if setting.quantile is not None else None
-        values, order = probs.sort(dim=1, descending=True, stable=True)
+        values, order = (t.tolist() for t in probs.sort(dim=1, descending=True, stable=True))
+        model, sets = model.tolist(), sets.tolist() if sets is not None else [[False] * len(self.labels)] * len(keys)
         out = []
-        for k, (text, _) in enumerate(keys):
-            o = order[k].tolist()
-            ranked = {self.labels[j]: v for j, v in zip(o, values[k].tolist(), strict=True)}
-            base = {self.labels[j]: float(model[k, j]) for j in o}
-            chosen = tuple(self.labels[j] for j in o if sets is not None and sets[k, j])
-            abstain = values[k, 0].item() < setting.threshold
-            out.append(Prediction(text, None, ranked, abstain, self._evidence(text), base, scripts[k], setting.name,
-                                  chosen))  # fmt: skip
+        for k, (text, _) in enumerate(keys):  # plain lists from here: indexing tensors per element is slow
+            o, v, m, member = order[k], values[k], model[k], sets[k]
+            ranked = {self.labels[j]: p for j, p in zip(o, v, strict=True)}
+            base = {self.labels[j]: m[j] for j in o}
+            chosen = tuple(self.labels[j] for j in o if member[j])
+            out.append(Prediction(text, None, ranked, v[0] < setting.threshold, self._evidence(text), base, scripts[k],
+                                  setting.name, chosen))  # fmt: skip
         return out
 
     def explain(self, raw: str, label: str | None = None) -> list[tuple[str, float]]:
