@@ -40,7 +40,8 @@ def build(names: list[str], labels: list[int]) -> dict[str, torch.Tensor]:
 class Evidence:
     def __init__(self, tensors: dict[str, torch.Tensor]):
         self.hash, self.label, self.count = tensors["hash"], tensors["label"], tensors["count"]
-        self._keys = self.hash.tolist()  # plain ints: a single lookup bisects in ~1 us
+        # plain Python lists: a lookup bisects and slices them without a tensor op per call
+        self._keys, self._labels, self._counts = self.hash.tolist(), self.label.tolist(), self.count.tolist()
 
     @classmethod
     def load(cls, path: Path) -> Evidence:
@@ -50,7 +51,7 @@ class Evidence:
         """{label index: count} of this exact normalised name in training; {} if unseen."""
         h = name_hash(normalized)
         lo, hi = bisect.bisect_left(self._keys, h), bisect.bisect_right(self._keys, h)
-        pairs = zip(self.label[lo:hi].tolist(), self.count[lo:hi].tolist(), strict=True)
+        pairs = zip(self._labels[lo:hi], self._counts[lo:hi], strict=True)
         return dict(sorted(pairs, key=lambda p: -p[1]))
 
     def seen_mask(self, normalized_names: list[str]) -> torch.Tensor:
