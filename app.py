@@ -1,8 +1,9 @@
 """Gradio demo and API: guess the language of origin of a surname.
 
 `python app.py` (also how a Hugging Face Space starts it) loads the model once and serves on
-127.0.0.1:7860; GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override, MODEL_DIR / MODEL_REPO /
-MODEL_REVISION choose the model (else the bundled `model/`). Importing this module has no side
+127.0.0.1:7860; GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override. The model: MODEL_DIR, else the
+Hub repo of README.md's front matter (MODEL_REPO / MODEL_REVISION override), its cache, else the
+bundled `model/`. Importing this module has no side
 effects: `build_app(predictor, resolved)` builds the page, `main()` reads the environment.
 """
 
@@ -24,6 +25,7 @@ from name_origin.calibration import DEFAULT_PRIOR, PriorError
 from name_origin.encoding import InvalidNameError
 from name_origin.hub import HubError, ResolvedModel, default_repo, load_served_model
 from name_origin.model_tab import (
+    SELECTION,
     external_table,
     prior_table,
     quality_table,
@@ -57,7 +59,7 @@ CSS = ".gradio-container {max-width: 1180px !important; margin: auto;} #status p
 
 @contextmanager
 def user_errors(what: str) -> Iterator[None]:
-    """InvalidNameError -> gr.Error with its own message; anything else logged -> gr.Error(GENERIC_ERROR)."""
+    """InvalidNameError, PriorError -> gr.Error with their message; anything else logged -> GENERIC_ERROR."""
     try:
         yield
     except (InvalidNameError, PriorError) as e:
@@ -90,9 +92,7 @@ def image(run_dir: Path, name: str, label: str) -> None:
 def accuracy_plot(metrics: dict) -> None:
     rows = [{"epoch": h["epoch"], "accuracy (%)": 100 * h[f"{key}_accuracy"], "split": split}
             for h in metrics["history"] for key, split in (("test", "test"), ("val", "validation"))]  # fmt: skip
-    chosen_by = {"val_accuracy": "highest validation accuracy"}.get(
-        metrics.get("selected_on"), "lowest validation loss"
-    )
+    chosen_by = SELECTION[metrics.get("selected_on", "val_loss")]
     title = f"Accuracy per epoch (chosen: epoch {metrics['best_epoch']}, {chosen_by})"
     # Epochs are whole numbers. Up to 30, as categories in epoch order: one tick each, never 2.5
     # (a category's y is aggregated: the mean of its one value). Longer runs stay numeric: their

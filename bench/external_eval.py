@@ -22,7 +22,6 @@ import importlib
 import json
 import statistics
 import sys
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import faker  # noqa: E402
+from anyascii import anyascii  # noqa: E402
 
 from name_origin.calibration import DEFAULT_PRIOR, PRIOR_CHOICES  # noqa: E402
 from name_origin.encoding import normalize_name  # noqa: E402
@@ -75,7 +75,8 @@ class NameList:
 
 
 def strip_diacritics(name: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+    """The name in plain ASCII letters (Đặng -> Dang, Dvořák -> Dvorak): what is left without them."""
+    return anyascii(name)
 
 
 def romanized(name: str) -> str:
@@ -104,13 +105,12 @@ def ngram_baseline(data_dir: Path):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    rows = data.read_rows(data_dir / "names_train.csv.gz")
-    texts = [normalize_name(r[0]).text for r in rows]
+    _, texts, labels, _ = data.parse(data.read_rows(data_dir / "names_train.csv.gz"), None)  # as the trainer reads it
     model = make_pipeline(
         TfidfVectorizer(analyzer="char", ngram_range=(1, 4), sublinear_tf=True),
         LogisticRegression(C=30, max_iter=2000),
     )
-    model.fit(texts, [r[1].strip() for r in rows])
+    model.fit(texts, labels)
     return lambda names: list(model.predict([normalize_name(n).text for n in names]))
 
 

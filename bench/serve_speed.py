@@ -2,7 +2,7 @@
 
     python bench/serve_speed.py --model-dir runs/<run>     (or model/, the bundled model)
 
-In-process single-name latency (serving.analyse without and with the explanation, median of the
+In-process single-name latency (views.analyse without and with the explanation, median of the
 per-call times over --calls calls), the 10,000-name batch (batch tab: predict + table + CSV; and
 the /predict_batch REST route), cold start of `python app.py` (process start -> first answer),
 gradio_client round trip p50/p99 over --rt-calls calls (default client, and ssl_verify=False),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from name_origin import headers, tabular
+from name_origin import tabular
 from name_origin.calibration import DEFAULT_PRIOR, PriorError
 from name_origin.encoding import InvalidNameError
 from name_origin.predict import Prediction, Predictor
@@ -21,7 +21,6 @@ from name_origin.views import GENERIC_ERROR, classify_many, md_escape
 
 log = logging.getLogger(__name__)
 SHOWN_ROWS, KEEP_CSVS = 1000, 50  # rows shown on the page; CSVs kept for download
-HEADER_WORDS = headers.HEADER_WORDS  # header cells (folded) that name a name column, in the app's languages
 HEADER_CHOICES = {"auto": None, "yes": True, "no": False}  # the Batch tab's "first row is a header"
 BATCH_COLUMNS = ["row", "name", "language", "confidence", "unsure"]
 LABEL_CHARS = 40  # a column menu label's header cell and example value are cut to this many characters

@@ -79,7 +79,7 @@ def prediction_sets(probs: torch.Tensor, q: float) -> torch.Tensor:
     """(n, classes) bool: class c is in the set when p_c >= 1 - q and p_c > 0 (a prior of zero rules a
     language out even when q = 1); the top class always is (so a set is never empty, which can only
     raise coverage)."""
-    member = (probs >= 1.0 - q - 1e-9) & (probs > 0)  # float32 rounding must not drop a class at the threshold
+    member = (probs.double() >= 1.0 - q - 1e-9) & (probs > 0)  # in float64: rounding must not drop a class at q
     member[torch.arange(len(probs)), probs.argmax(-1)] = True
     return member
 

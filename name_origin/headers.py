@@ -58,7 +58,6 @@ def fold(cell: str) -> str:
 SURNAME_WORDS, NAME_WORDS, OTHER_WORDS = (
     {fold(w) for w in words} for words in (SURNAME_WORDS, NAME_WORDS, OTHER_WORDS)
 )
-HEADER_WORDS = SURNAME_WORDS | NAME_WORDS | OTHER_WORDS | set(EXACT_WORDS)  # as fold() leaves them
 
 
 def header_kind(cell: str) -> str | None:

@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from name_origin.hub import ResolvedModel
 
 
+SELECTION = {"val_loss": "lowest validation loss", "val_accuracy": "highest validation accuracy"}  # select_on
+
+
 def quality_table(metrics: dict) -> str:
     """Markdown table: this model's test scores beside the reference anchors of metrics.json."""
     t, unseen = metrics["test"], metrics.get("test_unseen")

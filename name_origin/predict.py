@@ -2,8 +2,8 @@
 
 An answer is the model's calibrated probabilities (training prior), shifted to the prior asked for
 (name_origin.calibration), weighted by what the name's script and letters say (name_origin.scripts),
-with the abstention threshold and the conformal prediction set of that prior. Batches are sorted
-by length (little padding), each distinct name runs once, under torch.inference_mode.
+with the abstention threshold and the conformal prediction set of that prior. Each distinct name
+runs once, in batches of one exact length (no padding), under torch.inference_mode.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +82,7 @@ class Predictor:
         self.training_prior = self._training_prior(config.get("label_prior"))
         self.coverage = C.COVERAGE if self.heldout is not None else None
         self._settings: dict[str, Setting] = {}
+        self._lock = threading.Lock()
 
     def _training_prior(self, saved: dict | None) -> torch.Tensor:
         """(classes,) the prior the probabilities carry: config's label_prior, else the evidence
@@ -114,11 +116,12 @@ class Predictor:
         Threshold and quantile are fitted on validation shifted to that prior, as at training."""
         name, target = C.resolve_prior(prior, self.labels, self.training_prior)
         key = name if name != "custom" else repr(target.tolist())
-        if key not in self._settings:
-            if len(self._settings) >= MAX_SETTINGS:  # custom priors come from API callers: keep the newest
-                self._settings.pop(next(k for k in self._settings if k not in C.PRIOR_CHOICES))
-            self._settings[key] = self._fit(name, target)
-        return self._settings[key]
+        with self._lock:  # the app answers several requests at once
+            if key not in self._settings:
+                if len(self._settings) >= MAX_SETTINGS:  # custom priors come from API callers: keep the newest
+                    self._settings.pop(next(k for k in self._settings if k not in C.PRIOR_CHOICES))
+                self._settings[key] = self._fit(name, target)
+            return self._settings[key]
 
     def _fit(self, name: str, target: torch.Tensor) -> Setting:
         """Threshold and conformal quantile of a prior, from the held-out names whose language it

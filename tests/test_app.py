@@ -1,4 +1,4 @@
-"""app.py and trainer/serving.py in-process: the pure functions behind the single-name tab and the
+"""app.py and name_origin/views.py in-process: the pure functions behind the single-name tab and the
 Model tab, for every bad-input class (empty, digits, emoji, symbols, too long, markup, unexpected
 errors) and the good paths (trimming, transliteration, particles, evidence, unsure). The API and
 the batch tab: tests/test_app_batch.py."""

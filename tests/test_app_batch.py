@@ -1,4 +1,4 @@
-"""app.py and trainer/serving.py in-process: the JSON API (one name, a batch) and the batch tab
+"""app.py and name_origin/batch.py in-process: the JSON API (one name, a batch) and the batch tab
 (pasted text, CSV uploads, limits, the CSV it writes)."""
 
 from __future__ import annotations

@@ -173,11 +173,17 @@ def parse(
     return raw, names, labels, report
 
 
-def count_repeats(report: LoadReport, names: list[str], labels: list[str]) -> None:
-    """Fill the report's duplicate and conflicting-label counts."""
+def labels_by_name(names: list, labels: list) -> dict[str, Counter]:
+    """{name: Counter of its labels}, names in first-seen order."""
     by_name: dict[str, Counter] = {}
     for name, label in zip(names, labels, strict=True):
         by_name.setdefault(name, Counter())[label] += 1
+    return by_name
+
+
+def count_repeats(report: LoadReport, names: list[str], labels: list[str]) -> None:
+    """Fill the report's duplicate and conflicting-label counts."""
+    by_name = labels_by_name(names, labels)
     report.duplicate_rows = len(names) - sum(len(c) for c in by_name.values())
     conflicting = [c for c in by_name.values() if len(c) > 1]
     report.conflicting_names = len(conflicting)
@@ -249,7 +255,7 @@ class Encoded:
 
     x: torch.Tensor  # (n, max_len) int64
     lengths: torch.Tensor  # (n,) int64, on CPU (pack_padded_sequence wants them there)
-    y: torch.Tensor  # (n,) int64
+    y: torch.Tensor  # (n,) int64 labels, or (n, classes) float soft targets (targets "names")
 
     def __len__(self) -> int:
         return len(self.y)
@@ -280,6 +286,18 @@ def bucketed_batches(lengths: torch.Tensor, batch_size: int, gen: torch.Generato
     if gen is not None:
         batches = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
     return batches
+
+
+def label_mass(split: Split, num_classes: int, targets: str = "rows") -> list[float]:
+    """How much training weight each class gets: its rows, or (targets "names") each distinct name's
+    one unit shared among the labels it carries."""
+    if targets != "names":
+        return [float(c) for c in class_counts(split, num_classes)]
+    mass = [0.0] * num_classes
+    for labels in labels_by_name(split.names, split.labels).values():
+        for label, n in labels.items():
+            mass[label] += n / sum(labels.values())
+    return mass
 
 
 def class_counts(split: Split, num_classes: int) -> list[int]:

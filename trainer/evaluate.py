@@ -172,7 +172,7 @@ def prior_metrics(
     return {
         "test_accuracy": acc,
         "test_macro_f1": f1,
-        "test_ece": ece_of_bins(reliability_bins(test_p, test_y)),
+        "test_ece": expected_calibration_error(test_p, test_y),
         "abstain_threshold": threshold,
         "test_answered": kept.double().mean().item(),
         "conformal_quantile": q,

@@ -8,6 +8,7 @@ from pathlib import Path
 from matplotlib.figure import Figure  # the object API: no pyplot state, no backend to choose
 from matplotlib.ticker import MaxNLocator
 
+from name_origin.model_tab import SELECTION
 from trainer.checkpoint import atomic_write_bytes
 
 
@@ -15,9 +16,6 @@ def _save(fig, path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     atomic_write_bytes(path, buf.getvalue())
-
-
-CHOSEN_BY = {"val_loss": "lowest validation loss", "val_accuracy": "highest validation accuracy"}
 
 
 def accuracy_figure(history: list[dict], best_epoch: int, anchors: dict, selected_on: str = "val_loss"):
@@ -33,7 +31,7 @@ def accuracy_figure(history: list[dict], best_epoch: int, anchors: dict, selecte
         [100 * best["val_accuracy"]],
         color="C3",
         zorder=3,
-        label=f"chosen epoch {best_epoch} ({CHOSEN_BY[selected_on]})",
+        label=f"chosen epoch {best_epoch} ({SELECTION[selected_on]})",
     )
     for (name, a), color in zip(anchors.items(), ("0.6", "0.4"), strict=False):
         ax.axhline(100 * a["accuracy"], color=color, lw=0.8, ls=":", label=f"{name}: {100 * a['accuracy']:.2f}%")

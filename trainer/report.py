@@ -1,7 +1,8 @@
 """After training: calibrate on validation, evaluate the chosen model on test, write the run folder.
 
-Run folder: model.safetensors, config.json, metrics.json, metrics.csv, per_class.csv,
-accuracy_curve.png, reliability.png, confusion.png, coverage.csv, evidence.safetensors, README.md.
+Run folder: model.safetensors, config.json, metrics.json, metrics.csv, per_class.csv, coverage.csv,
+accuracy_curve.png, reliability.png, confusion.png, coverage.png, evidence.safetensors,
+heldout.safetensors, README.md.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import logging
 import os
 import shutil
 import tempfile
-from collections import Counter
 from pathlib import Path
 
 import torch
@@ -27,8 +27,8 @@ from trainer import plots
 from trainer.card import render_card
 from trainer.checkpoint import RESUME_DIR, atomic_save_tensors, atomic_write_json, atomic_write_text
 from trainer.config import TrainConfig, to_dict
-from trainer.data import Dataset, encode_split
-from trainer.train import TrainResult
+from trainer.data import Dataset, encode_split, label_mass
+from trainer.train import TrainResult, class_weights
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +53,13 @@ def round_to_half(model: NameGRU) -> NameGRU:
     return model
 
 
-def label_prior(ds: Dataset, targets: str = "rows") -> torch.Tensor:
-    """(classes,) the prior the model's probabilities carry: the training split's label frequencies,
-    per row, or per distinct name (each name's labels sharing its one unit) when trained on names."""
-    if targets == "names":
-        shares: dict[str, Counter] = {}
-        for name, label in zip(ds.train.names, ds.train.labels, strict=True):
-            shares.setdefault(name, Counter())[label] += 1
-        counts = torch.zeros(len(ds.labels), dtype=torch.float64)
-        for labels in shares.values():
-            for label, n in labels.items():
-                counts[label] += n / sum(labels.values())
-    else:
-        counts = torch.bincount(torch.tensor(ds.train.labels), minlength=len(ds.labels)).double()
-    return (counts / counts.sum()).float()
+def label_prior(ds: Dataset, tcfg: TrainConfig) -> torch.Tensor:
+    """(classes,) the prior the model's probabilities carry: each class's training mass (rows, or
+    name shares with targets "names") times its loss weight, normalised."""
+    mass = torch.tensor(label_mass(ds.train, len(ds.labels), tcfg.targets), dtype=torch.float64)
+    weight = class_weights(mass.tolist(), tcfg.class_weight_power)
+    prior = mass * (weight.double() if weight is not None else 1.0)
+    return (prior / prior.sum()).float()
 
 
 def evaluate_model(model: NameGRU, ds: Dataset, tcfg: TrainConfig, seen: evidence.Evidence) -> dict:
@@ -87,7 +80,7 @@ def evaluate_model(model: NameGRU, ds: Dataset, tcfg: TrainConfig, seen: evidenc
     unseen_acc = mean_or_none((test_logits.argmax(1) == test.y.cpu())[unseen])
     kept = test_probs.max(1).values >= threshold
     bins_before, bins_after = E.reliability_bins(test_probs_raw, test.y), E.reliability_bins(test_probs, test.y)
-    training = label_prior(ds, tcfg.targets)
+    training = label_prior(ds, tcfg)
     priors = {
         name: E.prior_metrics((val_probs, val.y), (test_probs, test.y), training, prior, abstain_target)
         for name, prior in (C.resolve_prior(n, ds.labels, training) for n in C.PRIOR_CHOICES)

@@ -8,7 +8,6 @@ import logging
 import math
 import signal
 import time
-from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +18,10 @@ from tqdm.auto import tqdm
 
 from name_origin.encoding import PAD, UNK, CharEncoder, pad_batch
 from name_origin.model import NameGRU
+from name_origin.model_tab import SELECTION
 from trainer.checkpoint import load_resume_state, save_resume_state
 from trainer.config import ConfigError, ModelConfig, TrainConfig
-from trainer.data import Dataset, Encoded, Split, bucketed_batches, class_counts, encode_split
+from trainer.data import Dataset, Encoded, Split, bucketed_batches, encode_split, label_mass, labels_by_name
 from trainer.evaluate import predict_logits, quick_metrics
 
 log = logging.getLogger(__name__)
@@ -29,9 +29,6 @@ log = logging.getLogger(__name__)
 
 class Interrupted(Exception):
     """Raised between batches after SIGINT/SIGTERM; the last epoch's checkpoint is on disk."""
-
-
-SELECTION_METRIC = {"val_loss": "validation loss", "val_accuracy": "validation accuracy"}  # select_on, in words
 
 
 def selection_key(select_on: str, val_loss: float, val_acc: float, val_f1: float) -> tuple[float, float]:
@@ -95,7 +92,8 @@ def make_optimizer(model: NameGRU, cfg: TrainConfig, steps_per_epoch: int):
     return optimizer, scheduler
 
 
-def class_weights(counts: list[int], power: float) -> torch.Tensor | None:
+def class_weights(counts: list[float], power: float) -> torch.Tensor | None:
+    """(classes,) loss weights (1/count)**power, scaled so the average example keeps weight 1; None at 0."""
     if power == 0:
         return None
     c = torch.tensor(counts, dtype=torch.float).clamp(min=1)
@@ -107,9 +105,7 @@ def name_targets(split: Split, encoder: CharEncoder, num_classes: int, device: t
     """Each distinct name of the split once, its target the shares of the labels it carries there:
     y is (names, classes) soft targets. A name labelled German twice and Dutch once is one example
     with target 2/3 German, 1/3 Dutch, not three rows; scraped repeats stop weighing extra."""
-    counts: dict[str, Counter] = {}
-    for name, label in zip(split.names, split.labels, strict=True):
-        counts.setdefault(name, Counter())[label] += 1
+    counts = labels_by_name(split.names, split.labels)
     soft = torch.zeros(len(counts), num_classes)
     for row, labels in enumerate(counts.values()):
         for label, n in labels.items():
@@ -190,7 +186,7 @@ def train(mcfg: ModelConfig, cfg: TrainConfig, ds: Dataset, run_dir: Path, resum
     gen = torch.Generator().manual_seed(cfg.seed)
     steps = len(bucketed_batches(train_data.lengths, cfg.batch_size, None))
     optimizer, scheduler = make_optimizer(model, cfg, steps)
-    weight = class_weights(class_counts(ds.train, mcfg.num_classes), cfg.class_weight_power)
+    weight = class_weights(label_mass(ds.train, mcfg.num_classes, cfg.targets), cfg.class_weight_power)
     weight = weight.to(device) if weight is not None else None
     history, best_state, best_key = [], copy.deepcopy(model.state_dict()), (-math.inf, -math.inf)
     if resume:
@@ -227,7 +223,11 @@ def train(mcfg: ModelConfig, cfg: TrainConfig, ds: Dataset, run_dir: Path, resum
             if flag["stop"]:
                 raise Interrupted
             if cfg.patience and since_best >= cfg.patience:
-                log.info("no better %s for %d epochs: stopping early", SELECTION_METRIC[cfg.select_on], cfg.patience)
+                log.info(
+                    "no better %s for %d epochs: stopping early",
+                    SELECTION[cfg.select_on].split(" ", 1)[1],
+                    cfg.patience,
+                )
                 break
     model.load_state_dict(best_state)
     best_epoch = max((h["epoch"] for h in history if h["is_best"]), default=0)
