@@ -47,16 +47,14 @@ def course_epochs(data_dir: Path, epochs: int) -> list[float]:
     return [run_epoch(model, optimizer, train_rows, test_rows, labels) for _ in range(epochs)]
 
 
-def trainer_run(data_dir: Path, preset: str, **overrides) -> tuple[list[dict], float]:
-    """Per-epoch history of a trainer run, and the seconds spent loading data before it."""
-    t0 = time.perf_counter()
+def trainer_run(data_dir: Path, preset: str, **overrides) -> list[dict]:
+    """Per-epoch history of an in-process trainer run of `preset` with `overrides`."""
     p = PRESETS[preset]
     tcfg = dataclasses.replace(p.train, **overrides)
     ds = data.load(data_dir, tcfg.val_fraction, tcfg.seed)
     mcfg = dataclasses.replace(p.model, alphabet=ds.encoder.alphabet, labels=ds.labels)
-    load_seconds = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
-        return train(mcfg, tcfg, ds, Path(tmp)).history, load_seconds
+        return train(mcfg, tcfg, ds, Path(tmp)).history
 
 
 def default_run(data_dir: Path) -> tuple[float, float, list[dict]]:
@@ -90,7 +88,7 @@ def main() -> None:
     course, ours = [], []
     for _ in range(args.rounds):  # interleaved, so a busy spell on the shared machine hits both
         course += course_epochs(data_dir, args.epochs)
-        ours += [h["seconds"] for h in trainer_run(data_dir, "course", epochs=args.epochs)[0]]
+        ours += [h["seconds"] for h in trainer_run(data_dir, "course", epochs=args.epochs)]
     c, o = statistics.median(course), statistics.median(ours)
     rows = [
         ("course-style loop, s/epoch (median)", f"{c:.2f}", " ".join(f"{s:.2f}" for s in course)),

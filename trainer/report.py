@@ -73,18 +73,18 @@ def evaluate_model(model: NameGRU, ds: Dataset, tcfg: TrainConfig, seen: evidenc
     val_logits, test_logits = combine_members(val_members, temperature), combine_members(test_members, temperature)
     val_probs, test_probs = val_logits.softmax(1), test_logits.softmax(1)  # calibrated, as served
     test_probs_raw = combine_members(test_members).softmax(1)
-    threshold = C.abstain_threshold(val_probs, val.y, abstain_target)
     unseen = ~seen.seen_mask(ds.test.names)
     test_metrics = E.classification_metrics(test_logits, test.y, ds.labels)
     val_acc, val_f1 = E.quick_metrics(val_logits, val.y, len(ds.labels))
     unseen_acc = mean_or_none((test_logits.argmax(1) == test.y.cpu())[unseen])
-    kept = test_probs.max(1).values >= threshold
     bins_before, bins_after = E.reliability_bins(test_probs_raw, test.y), E.reliability_bins(test_probs, test.y)
     training = label_prior(ds, tcfg)
     priors = {
         name: E.prior_metrics((val_probs, val.y), (test_probs, test.y), training, prior, abstain_target)
         for name, prior in (C.resolve_prior(n, ds.labels, training) for n in C.PRIOR_CHOICES)
     }
+    threshold = priors["training"]["abstain_threshold"]  # fitted once, in prior_metrics
+    kept = test_probs.max(1).values >= threshold
     return {
         "heldout": {"probs": val_probs.float(), "labels": val.y.cpu()},
         "label_prior": dict(zip(ds.labels, training.tolist(), strict=True)),
