@@ -252,8 +252,10 @@ def main() -> int:
     env = os.environ.get
     try:
         threads, port = int(env("NAME_ORIGIN_THREADS", "1")), int(env("GRADIO_SERVER_PORT", "7860"))
+        workers = int(env("NAME_ORIGIN_WORKERS", str(min(4, os.cpu_count() or 1))))
     except ValueError as e:
-        log.error("Cannot start: NAME_ORIGIN_THREADS and GRADIO_SERVER_PORT must be whole numbers (%s).", e)
+        log.error("Cannot start: NAME_ORIGIN_THREADS, NAME_ORIGIN_WORKERS and GRADIO_SERVER_PORT must be whole "
+                  "numbers (%s).", e)  # fmt: skip
         return 2
     torch.set_num_threads(threads)  # 2 shared cores: one thread per request
     start = time.perf_counter()
@@ -267,6 +269,7 @@ def main() -> int:
         log.error("Cannot start: %s. Set MODEL_DIR to a trained run folder (python -m trainer), MODEL_REPO to a "
                   "Hub model repo, or put a trained run in %s.", e, bundled)  # fmt: skip
         return 2
+    predictor.workers = max(1, workers)  # a batch's exact-length batches run on this many threads
     demo = build_app(predictor, resolved).queue(default_concurrency_limit=4, max_size=128)
     log.info("model loaded and page built in %.2f s", time.perf_counter() - start)
     host = env("GRADIO_SERVER_NAME", "127.0.0.1")

@@ -3,7 +3,8 @@
 An answer is the model's calibrated probabilities (training prior), shifted to the prior asked for
 (name_origin.calibration), weighted by what the name's script and letters say (name_origin.scripts),
 with the abstention threshold and the conformal prediction set of that prior. Each distinct name
-runs once, in batches of one exact length (no padding), under torch.inference_mode.
+runs once, in batches of one exact length (no padding), under torch.inference_mode; a large
+batch spreads those batches over `workers` Python threads (torch releases the GIL inside nn.GRU).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import dataclasses
 import json
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,8 +64,9 @@ class Setting:
 
 
 class Predictor:
-    def __init__(self, model: NameGRU, config: dict, run_dir: Path):
+    def __init__(self, model: NameGRU, config: dict, run_dir: Path, workers: int = 1):
         self.model = model.eval()
+        self.workers = workers  # threads a large batch's exact-length batches run on (each uses torch's threads)
         self.run_dir = Path(run_dir)
         self.labels = model.config.labels
         self.encoder = CharEncoder(model.config.alphabet)
@@ -98,11 +101,11 @@ class Predictor:
         return counts.clamp(min=1e-6) / counts.clamp(min=1e-6).sum()
 
     @classmethod
-    def from_dir(cls, run_dir: str | Path) -> Predictor:
+    def from_dir(cls, run_dir: str | Path, workers: int = 1) -> Predictor:
         """Strict safetensors load of a run folder (config.json + model.safetensors)."""
         run_dir = Path(run_dir)
         config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-        return cls(NameGRU.from_pretrained(str(run_dir)), config, run_dir)
+        return cls(NameGRU.from_pretrained(str(run_dir)), config, run_dir, workers)
 
     def metrics(self) -> dict | None:
         """metrics.json, or None when it is missing or unreadable (the app then says so)."""
@@ -134,15 +137,32 @@ class Predictor:
         threshold = C.abstain_threshold(probs, y[allowed], self.abstain_target)
         return Setting(name, target, threshold, C.conformal_quantile(probs, y[allowed]))
 
-    def _log_probs(self, encoded: list[list[int]], batch_size: int = 512) -> torch.Tensor:
+    def _log_probs(self, encoded: list[list[int]], batch_size: int = 256) -> torch.Tensor:
         """(n, classes) calibrated log-probabilities under the training prior, in input order.
-        Names run in batches of one exact length: no padding, so every packed step is full."""
+        Names run in batches of one exact length: no padding, so every packed step is full. With
+        several batches and workers > 1 they run on that many threads, largest first; the answer is
+        the same as on one thread (each batch is computed alike, only where it runs differs)."""
         x, lengths = pad_batch(encoded)
+        groups = [
+            (idx, length)
+            for length in lengths.unique().tolist()
+            for idx in (lengths == length).nonzero().squeeze(1).split(batch_size)
+        ]
+        groups.sort(key=lambda g: -len(g[0]) * g[1])  # (batch, seq) work, longest first
+
+        def run(group: tuple[torch.Tensor, int]) -> torch.Tensor:
+            idx, length = group
+            with torch.inference_mode():  # thread-local: entered in the thread that runs the batch
+                return self.model(x[idx, :length], lengths[idx], sorted_desc=True, temperature=self.temperature)
+
+        if self.workers > 1 and len(groups) > 1:
+            with ThreadPoolExecutor(min(self.workers, len(groups)), thread_name_prefix="name-origin") as pool:
+                results = list(pool.map(run, groups))
+        else:
+            results = [run(g) for g in groups]
         out = torch.empty(len(encoded), len(self.labels))
-        with torch.inference_mode():
-            for length in lengths.unique().tolist():
-                for idx in (lengths == length).nonzero().squeeze(1).split(batch_size):
-                    out[idx] = self.model(x[idx, :length], lengths[idx], sorted_desc=True, temperature=self.temperature)
+        for (idx, _), logp in zip(groups, results, strict=True):
+            out[idx] = logp
         return out
 
     def _evidence(self, normalized: str) -> dict[str, int]:

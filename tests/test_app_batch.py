@@ -8,6 +8,7 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
+import torch
 
 import app
 from name_origin import batch
@@ -211,3 +212,27 @@ def test_api_rejects_names_that_are_not_text(predictor):
         serving.predict_json(predictor, ["a"])
     rows = serving.predict_batch_json(predictor, ["Rossi", {"a": 1}, 7])["results"]
     assert "language" in rows[0] and [r.get("error") for r in rows[1:]] == [serving.NOT_TEXT] * 2
+
+
+def test_batch_on_several_workers_equals_one_thread_and_each_name_alone(predictor, real_data_dir):
+    """Worker threads only change where each exact-length batch runs: the probabilities of a batch
+    of many lengths are those of one thread, and those of each name asked alone."""
+    from trainer import data
+
+    names = [name for name, _ in data.read_rows(real_data_dir / "names_test.csv.gz")][::40]  # 168 names
+    assert len({len(n) for n in names}) > 5
+    before = predictor.workers
+    try:
+        predictor.workers = 1
+        serial = predictor.predict_batch(names, "training")
+        predictor.workers = 3
+        threaded = predictor.predict_batch(names, "training")
+    finally:
+        predictor.workers = before
+    def table(answers):  # (names, classes) in label order
+        return torch.tensor([[p.model_probs[label] for label in predictor.labels] for p in answers])
+
+    torch.testing.assert_close(table(threaded), table(serial), rtol=0, atol=1e-6)
+    alone = [predictor.predict(name, "training") for name in names[:20]]
+    torch.testing.assert_close(table(threaded[:20]), table(alone), rtol=0, atol=1e-6)
+    assert [p.top[0] for p in threaded] == [p.top[0] for p in serial]
