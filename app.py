@@ -48,8 +48,8 @@ or ethnicity and must not be used to decide anything about a person."""
 REAL_NAMES = """The test file shares the training data's prior, so it rewards leaning on it; real surnames do not.
 Below: the test file and the last-name lists of the `faker` package (real surnames of 17 locales, used to
 evaluate, never to train), under each prior. The page answers under the **{default}** prior unless you choose
-otherwise; each answer carries a prediction set that contains the right language 90% of the time on data like
-the validation split."""
+otherwise; each answer carries a prediction set that contains the right language 90% of the time on names like
+the validation split's whose languages follow the chosen prior (under "equal": every language alike)."""
 PRIOR_INFO = (
     'The training data is {share} {language}; "equal" divides each language\'s share out, so a name is judged '
     "by its letters alone: right more often on real surnames from other countries."
@@ -127,8 +127,9 @@ def calibration_tab(run_dir: Path, metrics: dict) -> None:
     gr.Markdown(
         f"Temperature **{cal['temperature']:.3f}**, fitted on validation. Expected calibration error "
         f"({cal['bins']} bins) on test: **{cal['ece_before']:.4f}** before, **{cal['ece_after']:.4f}** after.\n\n"
-        f"Below a top probability of **{pct(ab['threshold'])}** the app says it is unsure. On test it answers "
-        f"{pct(ab['test_coverage'])} of names, {pct(ab['test_accuracy_answered'])} of them correctly."
+        f"Under the training prior, below a top probability of **{pct(ab['threshold'])}** the app says it is "
+        f"unsure. On test it answers {pct(ab['test_coverage'])} of names, {pct(ab['test_accuracy_answered'])} of "
+        'them correctly. Each prior has its own threshold: see "Real names & priors".'
     )
     with gr.Row():
         image(run_dir, "reliability.png", "Reliability diagram")

@@ -9,7 +9,14 @@
   n held-out scores, the ceil((n+1)(1-alpha))/n empirical quantile q gives sets
   {c : p(c|x) >= 1 - q} that contain the true label with probability >= 1 - alpha on exchangeable
   data. Held-out = the validation split, never the test file.
-- Abstention: the smallest confidence above which answered held-out names reach a target accuracy.
+- Under another prior pi' the held-out names are reweighted to it, w(y) = pi'(y) / f(y) with f the
+  held-out label frequencies: weighted split conformal (Tibshirani et al. 2019, "Conformal
+  prediction under covariate shift"; for label shift, Podkopaev & Ramdas 2021, "Distribution-free
+  uncertainty quantification for classification under label shift"), the new point's weight taken
+  as the largest, which can only raise coverage. So "90% of such sets contain the right language"
+  holds for names whose languages follow the prior asked for (equal: every language alike).
+- Abstention: the smallest confidence above which answered held-out names reach a target accuracy
+  (weighted the same way).
 
 Everything works on (n, classes) probability tensors whose rows sum to 1.
 """
@@ -63,16 +70,30 @@ def shift_prior(probs: torch.Tensor, training: torch.Tensor, target: torch.Tenso
     return weighted / weighted.sum(-1, keepdim=True).clamp(min=1e-30)
 
 
-def conformal_quantile(probs: torch.Tensor, y: torch.Tensor, coverage: float = COVERAGE) -> float:
+def importance_weights(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(n,) weights that make held-out labels y (n,) follow the `target` prior (classes,):
+    w_i = target[y_i] / f[y_i], f the labels' own frequencies; they average 1 over the names."""
+    freq = torch.bincount(y, minlength=len(target)).double() / len(y)
+    return target.double()[y] / freq[y]
+
+
+def conformal_quantile(
+    probs: torch.Tensor, y: torch.Tensor, coverage: float = COVERAGE, weights: torch.Tensor | None = None
+) -> float:
     """The LAC threshold q from held-out (n, classes) probabilities and (n,) labels: sets
     {c : p_c >= 1 - q} cover the true label with probability >= coverage. 1.0 (every class)
-    when n is too small for that coverage."""
-    scores = 1.0 - probs[torch.arange(len(y)), y]
+    when n is too small for that coverage. With (n,) `weights` (importance_weights), the weighted
+    quantile of the scores plus a point at +inf carrying the largest weight."""
+    scores = 1.0 - probs[torch.arange(len(y)), y].double()
     n = len(scores)
-    rank = math.ceil((n + 1) * coverage)
-    if rank > n:
-        return 1.0
-    return float(scores.double().sort().values[rank - 1])
+    if weights is None:
+        rank = math.ceil((n + 1) * coverage)
+        return 1.0 if rank > n else float(scores.sort().values[rank - 1])
+    order = scores.argsort()
+    w = weights.double()[order]
+    mass = w.cumsum(0) / (w.sum() + w.max())  # the new point's share sits at +inf
+    reached = (mass >= coverage - 1e-12).nonzero()
+    return 1.0 if len(reached) == 0 else float(scores[order][reached[0, 0]])
 
 
 def prediction_sets(probs: torch.Tensor, q: float) -> torch.Tensor:
@@ -84,15 +105,19 @@ def prediction_sets(probs: torch.Tensor, q: float) -> torch.Tensor:
     return member
 
 
-def abstain_threshold(probs: torch.Tensor, y: torch.Tensor, target_accuracy: float = 0.9) -> float:
-    """Smallest confidence above which answered held-out names are >= target_accuracy right (1.0 if none)."""
+def abstain_threshold(
+    probs: torch.Tensor, y: torch.Tensor, target_accuracy: float = 0.9, weights: torch.Tensor | None = None
+) -> float:
+    """Smallest confidence above which answered held-out names are >= target_accuracy right (1.0 if none);
+    with (n,) `weights`, the weighted accuracy (importance_weights)."""
     conf, pred = probs.max(1)
     order = torch.argsort(conf, descending=True)
+    w = torch.ones(len(y), dtype=torch.float64) if weights is None else weights.double()[order]
     conf, correct = conf[order], (pred == y)[order].double()
-    running = correct.cumsum(0) / torch.arange(1, len(correct) + 1)
+    running = (correct * w).cumsum(0) / w.cumsum(0)
     # `conf >= threshold` answers every name tied with the threshold, so only cut where the
     # confidence strictly drops (duplicate held-out names tie exactly).
     group_end = torch.ones_like(conf, dtype=torch.bool)
     group_end[:-1] = conf[:-1] != conf[1:]
-    ok = ((running >= target_accuracy) & group_end).nonzero()
+    ok = ((running >= target_accuracy - 1e-12) & group_end).nonzero()
     return 1.0 if len(ok) == 0 else float(conf[ok[-1, 0]])

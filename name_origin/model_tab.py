@@ -70,25 +70,33 @@ def external_groups(external: dict | None) -> dict[str, list[dict]]:
 
 def prior_table(metrics: dict, external: dict | None) -> str:
     """Markdown: the test file and the external name lists (bench/external_eval.py), under each prior:
-    top-1 accuracy, macro-F1 and ECE (test), prediction-set coverage and mean size. External lists
-    count as the mean of their per-list scores, Latin-script and native-script apart."""
-    rows = ["| data | prior | top-1 accuracy | macro-F1 | ECE | prediction-set coverage | mean set size |",
-            "|---|---|---|---|---|---|---|"]  # fmt: skip
+    top-1 accuracy, macro-F1, ECE and the share answered without "unsure" (test), prediction-set
+    coverage and mean size. External lists
+    count as the mean of their per-list scores, Latin-script and native-script apart. Under a prior
+    other than the training one, the test file also counts with its names weighted so their
+    languages follow that prior: the population its prediction sets promise coverage for."""
+    rows = ["| data | prior | top-1 accuracy | macro-F1 | ECE | answered (not unsure) | prediction-set coverage "
+            "| mean set size |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     test_rows = sum(r["support"] for r in metrics["test"]["per_class"].values())
     priors = metrics.get("priors", {})
     for prior, t in sorted(priors.items(), key=lambda kv: kv[0] != DEFAULT_PRIOR):  # the served prior first
+        answered = f"{pct(t['test_answered'])} (top ≥ {t['abstain_threshold']:.3f})"
         rows.append(f"| test file ({test_rows:,} rows) | {prior} | {pct(t['test_accuracy'])} | "
-                    f"{t['test_macro_f1']:.3f} | {t['test_ece']:.3f} | {pct(t['set_coverage'])} | "
+                    f"{t['test_macro_f1']:.3f} | {t['test_ece']:.3f} | {answered} | {pct(t['set_coverage'])} | "
                     f"{t['set_mean_size']:.2f} |")  # fmt: skip
+        if prior != "training" and "set_coverage_at_prior" in t:  # the population this prior's sets promise
+            rows.append(f"| test file, languages weighted to the prior | {prior} | "
+                        f"{pct(t['test_accuracy_at_prior'])} | — | — | {pct(t['test_answered_at_prior'])} | "
+                        f"{pct(t['set_coverage_at_prior'])} | {t['set_mean_size_at_prior']:.2f} |")  # fmt: skip
     for kind, group in external_groups(external).items():
         where = f"external {kind} lists ({len(group)})"
         for prior in sorted(group[0]["priors"], key=lambda p: p != DEFAULT_PRIOR):
             top1, cov, size = (
                 _mean(r["priors"][prior][k] for r in group) for k in ("top1", "set_coverage", "set_size")
             )
-            rows.append(f"| {where} | {prior} | {pct(top1)} | — | — | {pct(cov)} | {size:.2f} |")
+            rows.append(f"| {where} | {prior} | {pct(top1)} | — | — | — | {pct(cov)} | {size:.2f} |")
         baseline = _mean(r["baseline_top1"] for r in group)
-        rows.append(f"| {where} | n-gram baseline | {pct(baseline)} | — | — | — | — |")
+        rows.append(f"| {where} | n-gram baseline | {pct(baseline)} | — | — | — | — | — |")
     return "\n".join(rows)
 
 

@@ -128,14 +128,16 @@ class Predictor:
 
     def _fit(self, name: str, target: torch.Tensor) -> Setting:
         """Threshold and conformal quantile of a prior, from the held-out names whose language it
-        allows (a language of prior 0 cannot be the answer, so its names say nothing of the sets)."""
+        allows (a language of prior 0 cannot be the answer, so its names say nothing of the sets),
+        weighted so their languages follow the prior (calibration.importance_weights)."""
         if self.heldout is None:
             return Setting(name, target, self.threshold if name == "training" else 0.0, None)
         y = self.heldout["labels"].long()
         allowed = target[y] > 0
-        probs = C.shift_prior(self.heldout["probs"].float()[allowed], self.training_prior, target)
-        threshold = C.abstain_threshold(probs, y[allowed], self.abstain_target)
-        return Setting(name, target, threshold, C.conformal_quantile(probs, y[allowed]))
+        probs, y = C.shift_prior(self.heldout["probs"].float()[allowed], self.training_prior, target), y[allowed]
+        weights = None if name == "training" else C.importance_weights(y, target)  # names as the prior has them
+        threshold = C.abstain_threshold(probs, y, self.abstain_target, weights)
+        return Setting(name, target, threshold, C.conformal_quantile(probs, y, weights=weights))
 
     def _log_probs(self, encoded: list[list[int]], batch_size: int = 256) -> torch.Tensor:
         """(n, classes) calibrated log-probabilities under the training prior, in input order.

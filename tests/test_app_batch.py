@@ -229,6 +229,7 @@ def test_batch_on_several_workers_equals_one_thread_and_each_name_alone(predicto
         threaded = predictor.predict_batch(names, "training")
     finally:
         predictor.workers = before
+
     def table(answers):  # (names, classes) in label order
         return torch.tensor([[p.model_probs[label] for label in predictor.labels] for p in answers])
 

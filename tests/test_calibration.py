@@ -8,6 +8,7 @@ from name_origin.calibration import (
     PriorError,
     abstain_threshold,
     conformal_quantile,
+    importance_weights,
     prediction_sets,
     resolve_prior,
     shift_prior,
@@ -89,3 +90,59 @@ def test_abstain_threshold_hand_computed():
     assert abstain_threshold(probs, y, 0.9) == pytest.approx(0.8)
     assert abstain_threshold(probs, y, 0.7) == pytest.approx(0.6)
     assert abstain_threshold(probs, torch.tensor([1, 1, 0, 1]), 0.9) == 1.0  # never accurate enough
+
+
+def test_importance_weights_hand_computed():
+    # labels 0,0,0,1: frequencies 3/4, 1/4; to the prior (1/2, 1/2): 2/3 for each 0, 2 for the 1
+    w = importance_weights(torch.tensor([0, 0, 0, 1]), torch.tensor([0.5, 0.5]))
+    assert w.tolist() == pytest.approx([2 / 3, 2 / 3, 2 / 3, 2.0])
+    assert w.mean().item() == pytest.approx(1.0)
+
+
+def test_weighted_conformal_quantile_hand_computed():
+    # scores 0.1..0.9 (n = 9); equal weights give the plain rank ceil(10 * 0.8) = 8 -> 0.8
+    p_true = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
+    probs, y = torch.stack([p_true, 1 - p_true], dim=1), torch.zeros(9, dtype=torch.long)
+    assert conformal_quantile(probs, y, 0.8, torch.ones(9)) == pytest.approx(0.8)
+    # weight 5 on the score 0.9: total 8 + 5 + 5 (the new point, largest weight) = 18;
+    # cumulative shares 1/18 .. 8/18 before it, 13/18 with it: 0.7 needs the 0.9 -> q = 0.9
+    weights = torch.ones(9)
+    weights[8] = 5
+    assert conformal_quantile(probs, y, 0.7, weights) == pytest.approx(0.9)
+    assert conformal_quantile(probs, y, 0.4, weights) == pytest.approx(0.8)  # 8/18 = 0.44 >= 0.4
+    assert conformal_quantile(probs, y, 0.75, weights) == 1.0  # 13/18 = 0.72: only +inf reaches it
+
+
+def test_weighted_abstain_threshold_hand_computed():
+    probs = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4]])
+    y = torch.tensor([0, 1, 0, 0])  # wrong at 0.8
+    assert abstain_threshold(probs, y, 0.7) == pytest.approx(0.6)  # plain: 1, 1/2, 2/3, 3/4
+    # weight 3 on the name at 0.9: running 1, 3/4, 4/5, 5/6
+    assert abstain_threshold(probs, y, 0.7, torch.tensor([3.0, 1, 1, 1])) == pytest.approx(0.6)
+    assert abstain_threshold(probs, y, 0.8, torch.tensor([3.0, 1, 1, 1])) == pytest.approx(0.6)
+    assert abstain_threshold(probs, y, 0.8) == pytest.approx(0.9)  # plain: only the first reaches 0.8
+
+
+def test_weighted_conformal_covers_under_label_shift_where_plain_does_not():
+    """A known problem: x ~ N(mu_y, 1), one easy class (mu -4) at 90% of the calibration draws, two
+    hard ones (mu 0 and 1) at 5%. Served under the equal prior, sets must cover 90% of new draws
+    whose labels are equally likely: the weighted quantile does; the plain one, fitted mostly on
+    the easy class, covers about 78%."""
+    gen = torch.Generator().manual_seed(0)
+    mu, training, equal = torch.tensor([-4.0, 0.0, 1.0]), torch.tensor([0.9, 0.05, 0.05]), torch.full((3,), 1 / 3)
+
+    def draw(n, prior):  # (n, 3) posteriors under `prior`, (n,) labels
+        y = torch.multinomial(prior, n, replacement=True, generator=gen)
+        x = mu[y] + torch.randn(n, generator=gen)
+        joint = torch.exp(-0.5 * (x[:, None] - mu[None]) ** 2) * prior
+        return joint / joint.sum(1, keepdim=True), y
+
+    probs, y = draw(4000, training)
+    shifted = shift_prior(probs, training, equal)  # the exact posterior under the equal prior
+    new_probs, new_y = draw(30000, equal)
+
+    def coverage(q):
+        return prediction_sets(new_probs, q)[torch.arange(len(new_y)), new_y].double().mean().item()
+
+    assert 0.885 <= coverage(conformal_quantile(shifted, y, 0.9, importance_weights(y, equal))) <= 0.93
+    assert coverage(conformal_quantile(shifted, y, 0.9)) < 0.85

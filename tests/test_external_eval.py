@@ -34,4 +34,9 @@ def test_scores_per_prior_and_the_tables_that_show_them(predictor, tiny_run):
     metrics = json.loads((tiny_run / "metrics.json").read_text())
     summary = prior_table(metrics, {"lists": [row]})
     assert "external native-script lists (1) | equal" in summary and "n-gram baseline | 66.7%" in summary
+    equal = metrics["priors"]["equal"]  # the served prior's unsure share and threshold, and its weighted test row
+    assert f"(top ≥ {equal['abstain_threshold']:.3f})" in summary
+    weighted = next(line for line in summary.splitlines() if line.startswith("| test file, languages weighted"))
+    assert f"| {100 * equal['set_coverage_at_prior']:.1f}% |" in weighted
+    assert all(line.count("|") == summary.splitlines()[0].count("|") for line in summary.splitlines())
     assert "| tiny | Russian | Cyrillic | 3 |" in external_table({"lists": [row]})

@@ -328,3 +328,16 @@ def test_fit_temperature_on_member_logits_uses_the_model_combination():
     y = torch.distributions.Categorical(logits=combine_members(true)).sample()
     # combine_members(true * 2, T=2) is exactly the distribution the labels were drawn from
     assert E.fit_temperature(true * 2, y) == pytest.approx(2.0, rel=0.1)
+
+
+def test_served_priors_use_the_threshold_and_sets_the_report_measured(predictor, tiny_run):
+    """The app fits each prior's threshold and conformal quantile from heldout.safetensors; the
+    report measured the test file with its own fit: both must be the same numbers, or the card
+    would describe sets the page does not show."""
+    priors = json.loads((tiny_run / "metrics.json").read_text())["priors"]
+    for name, reported in priors.items():
+        setting = predictor.setting(name)
+        assert setting.threshold == pytest.approx(reported["abstain_threshold"], abs=1e-6)
+        assert setting.quantile == pytest.approx(reported["conformal_quantile"], abs=1e-6)
+        assert 0 <= reported["set_coverage_at_prior"] <= 1 and reported["set_mean_size_at_prior"] >= 1
+    assert priors["training"]["set_coverage_at_prior"] == priors["training"]["set_coverage"]  # weights of 1

@@ -158,17 +158,27 @@ def prior_metrics(
     val: tuple[torch.Tensor, torch.Tensor],
     test: tuple[torch.Tensor, torch.Tensor],
     training: torch.Tensor,
-    target: torch.Tensor,
+    target: tuple[str, torch.Tensor],
     abstain_target: float,
 ) -> dict:
-    """Test scores when serving under the `target` prior: (probs, labels) of validation and test
-    under the training prior are shifted to it; the abstention threshold and the conformal
-    quantile come from validation, as the app computes them."""
-    (val_p, val_y), (test_p, test_y) = ((C.shift_prior(p, training, target), y.cpu()) for p, y in (val, test))
-    threshold, q = C.abstain_threshold(val_p, val_y, abstain_target), C.conformal_quantile(val_p, val_y)
+    """Test scores when serving under the (name, prior) `target`: (probs, labels) of validation and
+    test under the training prior are shifted to it; the abstention threshold and the conformal
+    quantile come from validation weighted to the prior, as the app computes them. `*_at_prior`:
+    the test names weighted so their languages follow the prior (the population its sets promise)."""
+    name, prior = target
+    (val_p, val_y), (test_p, test_y) = ((C.shift_prior(p, training, prior), y.cpu()) for p, y in (val, test))
+    val_w, test_w = (None, None) if name == "training" else (C.importance_weights(y, prior) for y in (val_y, test_y))
+    threshold = C.abstain_threshold(val_p, val_y, abstain_target, val_w)
+    q = C.conformal_quantile(val_p, val_y, weights=val_w)
     sets = C.prediction_sets(test_p, q)
+    covered, size = sets[torch.arange(len(test_y)), test_y].double(), sets.sum(1).double()
     acc, f1 = quick_metrics(test_p.log(), test_y, test_p.shape[1])
     kept = test_p.max(1).values >= threshold
+    w = torch.ones(len(test_y), dtype=torch.float64) if test_w is None else test_w
+
+    def at_prior(values: torch.Tensor) -> float:
+        return ((values * w).sum() / w.sum()).item()
+
     return {
         "test_accuracy": acc,
         "test_macro_f1": f1,
@@ -176,6 +186,10 @@ def prior_metrics(
         "abstain_threshold": threshold,
         "test_answered": kept.double().mean().item(),
         "conformal_quantile": q,
-        "set_coverage": sets[torch.arange(len(test_y)), test_y].double().mean().item(),
-        "set_mean_size": sets.sum(1).double().mean().item(),
+        "set_coverage": covered.mean().item(),
+        "set_mean_size": size.mean().item(),
+        "test_accuracy_at_prior": at_prior((test_p.argmax(1) == test_y).double()),
+        "test_answered_at_prior": at_prior(kept.double()),
+        "set_coverage_at_prior": at_prior(covered),
+        "set_mean_size_at_prior": at_prior(size),
     }

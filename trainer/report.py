@@ -62,6 +62,15 @@ def label_prior(ds: Dataset, tcfg: TrainConfig) -> torch.Tensor:
     return (prior / prior.sum()).float()
 
 
+def prior_report(val: tuple, test: tuple, labels: tuple[str, ...], training: torch.Tensor, abstain_target: float):
+    """{prior name: evaluate.prior_metrics} for every named prior; val and test are (probs, labels)
+    under the training prior."""
+    return {
+        target[0]: E.prior_metrics(val, test, training, target, abstain_target)
+        for target in (C.resolve_prior(name, labels, training) for name in C.PRIOR_CHOICES)
+    }
+
+
 def evaluate_model(model: NameGRU, ds: Dataset, tcfg: TrainConfig, seen: evidence.Evidence) -> dict:
     """Calibration, abstention, prediction sets and test metrics for the chosen model (on CPU, as it
     is served), under the training prior and every other named prior; `heldout` is validation's
@@ -79,10 +88,7 @@ def evaluate_model(model: NameGRU, ds: Dataset, tcfg: TrainConfig, seen: evidenc
     unseen_acc = mean_or_none((test_logits.argmax(1) == test.y.cpu())[unseen])
     bins_before, bins_after = E.reliability_bins(test_probs_raw, test.y), E.reliability_bins(test_probs, test.y)
     training = label_prior(ds, tcfg)
-    priors = {
-        name: E.prior_metrics((val_probs, val.y), (test_probs, test.y), training, prior, abstain_target)
-        for name, prior in (C.resolve_prior(n, ds.labels, training) for n in C.PRIOR_CHOICES)
-    }
+    priors = prior_report((val_probs, val.y), (test_probs, test.y), ds.labels, training, abstain_target)
     threshold = priors["training"]["abstain_threshold"]  # fitted once, in prior_metrics
     kept = test_probs.max(1).values >= threshold
     return {
