@@ -58,6 +58,20 @@ def test_examples_cover_every_class(predictor):
     assert set(EXAMPLE_CLASSES.values()) == set(predictor.labels)
 
 
+def test_bundled_model_answers_every_example_right_or_honestly_unsure():
+    """The page's own examples, served by the bundled model under the default prior: each is
+    answered right, or "unsure" with the right language in its prediction set."""
+    bundled = Predictor.from_dir(ROOT / "model")
+    wrong = {}
+    for name, language in EXAMPLE_CLASSES.items():
+        answer = bundled.predict(name)
+        right = answer.top[0] == language and not answer.abstain
+        honest = answer.abstain and language in answer.prediction_set
+        if not (right or honest):
+            wrong[name] = (answer.top, answer.abstain, answer.prediction_set)
+    assert not wrong
+
+
 @pytest.mark.parametrize("case", BAD_INPUTS)
 def test_bad_input_gives_message_and_no_bars(predictor, case):
     raw, needle = BAD_INPUTS[case]
