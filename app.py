@@ -48,8 +48,9 @@ or ethnicity and must not be used to decide anything about a person."""
 REAL_NAMES = """The test file shares the training data's prior, so it rewards leaning on it; real surnames do not.
 Below: the test file and the last-name lists of the `faker` package (real surnames of 17 locales, used to
 evaluate, never to train), under each prior. The page answers under the **{default}** prior unless you choose
-otherwise; each answer carries a prediction set that contains the right language 90% of the time on names like
-the validation split's whose languages follow the chosen prior (under "equal": every language alike)."""
+otherwise; each answer carries a prediction set that contains the right language 90% of the time, on average over
+names like the validation split's whose languages follow the chosen prior (under "equal": every language counted
+alike; some languages are covered more often than others)."""
 PRIOR_INFO = (
     'The training data is {share} {language}; "equal" divides each language\'s share out, so a name is judged '
     "by its letters alone: right more often on real surnames from other countries."
@@ -270,7 +271,7 @@ def main() -> int:
         log.error("Cannot start: %s. Set MODEL_DIR to a trained run folder (python -m trainer), MODEL_REPO to a "
                   "Hub model repo, or put a trained run in %s.", e, bundled)  # fmt: skip
         return 2
-    predictor.workers = max(1, workers)  # a batch's exact-length batches run on this many threads
+    predictor.workers = max(1, workers)  # a request's exact-length batches run on this many threads
     demo = build_app(predictor, resolved).queue(default_concurrency_limit=4, max_size=128)
     log.info("model loaded and page built in %.2f s", time.perf_counter() - start)
     host = env("GRADIO_SERVER_NAME", "127.0.0.1")

@@ -14,7 +14,9 @@
   prediction under covariate shift"; for label shift, Podkopaev & Ramdas 2021, "Distribution-free
   uncertainty quantification for classification under label shift"), the new point's weight taken
   as the largest, which can only raise coverage. So "90% of such sets contain the right language"
-  holds for names whose languages follow the prior asked for (equal: every language alike).
+  holds on average over names whose languages follow the prior asked for (equal: every language
+  counted alike), not for each language. A prior on a language with no held-out names cannot be
+  checked: every allowed language stays in the set and every answer is unsure (fit_prior).
 - Abstention: the smallest confidence above which answered held-out names reach a target accuracy
   (weighted the same way).
 
@@ -86,6 +88,8 @@ def conformal_quantile(
     quantile of the scores plus a point at +inf carrying the largest weight."""
     scores = 1.0 - probs[torch.arange(len(y)), y].double()
     n = len(scores)
+    if n == 0:
+        return 1.0
     if weights is None:
         rank = math.ceil((n + 1) * coverage)
         return 1.0 if rank > n else float(scores.sort().values[rank - 1])
@@ -94,6 +98,28 @@ def conformal_quantile(
     mass = w.cumsum(0) / (w.sum() + w.max())  # the new point's share sits at +inf
     reached = (mass >= coverage - 1e-12).nonzero()
     return 1.0 if len(reached) == 0 else float(scores[order][reached[0, 0]])
+
+
+def fit_prior(
+    probs: torch.Tensor,
+    y: torch.Tensor,
+    target: torch.Tensor | None,
+    abstain_target: float,
+    coverage: float = COVERAGE,
+) -> tuple[float, float]:
+    """(abstention threshold, conformal quantile) from held-out (n, classes) probabilities already
+    under the prior `target` (classes,) and their (n,) labels, the names weighted to that prior;
+    target None: the training prior, names as they are. (1.0, 1.0) when the prior gives weight to a
+    language no held-out name has: its names would carry infinite weight, so nothing can be
+    promised (every answer unsure, every allowed language in the set)."""
+    if len(y) == 0:
+        return 1.0, 1.0
+    weights = None
+    if target is not None:
+        if ((target > 0) & (torch.bincount(y, minlength=len(target)) == 0)).any():
+            return 1.0, 1.0
+        weights = importance_weights(y, target)
+    return abstain_threshold(probs, y, abstain_target, weights), conformal_quantile(probs, y, coverage, weights)
 
 
 def prediction_sets(probs: torch.Tensor, q: float) -> torch.Tensor:

@@ -68,6 +68,11 @@ def external_groups(external: dict | None) -> dict[str, list[dict]]:
     return {kind: group for kind, group in groups.items() if group}
 
 
+def right(accuracy: float | None) -> str:
+    """ ", 91.9% of them right" for a table cell of answered names ("" when unknown)."""
+    return "" if accuracy is None else f", {pct(accuracy)} of them right"
+
+
 def prior_table(metrics: dict, external: dict | None) -> str:
     """Markdown: the test file and the external name lists (bench/external_eval.py), under each prior:
     top-1 accuracy, macro-F1, ECE and the share answered without "unsure" (test), prediction-set
@@ -80,13 +85,16 @@ def prior_table(metrics: dict, external: dict | None) -> str:
     test_rows = sum(r["support"] for r in metrics["test"]["per_class"].values())
     priors = metrics.get("priors", {})
     for prior, t in sorted(priors.items(), key=lambda kv: kv[0] != DEFAULT_PRIOR):  # the served prior first
-        answered = f"{pct(t['test_answered'])} (top ≥ {t['abstain_threshold']:.3f})"
+        answered = (
+            f"{pct(t['test_answered'])} (top ≥ {t['abstain_threshold']:.3f}){right(t.get('test_accuracy_answered'))}"
+        )
         rows.append(f"| test file ({test_rows:,} rows) | {prior} | {pct(t['test_accuracy'])} | "
                     f"{t['test_macro_f1']:.3f} | {t['test_ece']:.3f} | {answered} | {pct(t['set_coverage'])} | "
                     f"{t['set_mean_size']:.2f} |")  # fmt: skip
         if prior != "training" and "set_coverage_at_prior" in t:  # the population this prior's sets promise
             rows.append(f"| test file, languages weighted to the prior | {prior} | "
-                        f"{pct(t['test_accuracy_at_prior'])} | — | — | {pct(t['test_answered_at_prior'])} | "
+                        f"{pct(t['test_accuracy_at_prior'])} | — | — | {pct(t['test_answered_at_prior'])}"
+                        f"{right(t.get('test_accuracy_answered_at_prior'))} | "
                         f"{pct(t['set_coverage_at_prior'])} | {t['set_mean_size_at_prior']:.2f} |")  # fmt: skip
     for kind, group in external_groups(external).items():
         where = f"external {kind} lists ({len(group)})"

@@ -3,8 +3,9 @@
 An answer is the model's calibrated probabilities (training prior), shifted to the prior asked for
 (name_origin.calibration), weighted by what the name's script and letters say (name_origin.scripts),
 with the abstention threshold and the conformal prediction set of that prior. Each distinct name
-runs once, in batches of one exact length (no padding), under torch.inference_mode; a large
-batch spreads those batches over `workers` Python threads (torch releases the GIL inside nn.GRU).
+runs once, in batches of one exact length (no padding), under torch.inference_mode; a request
+with names of several lengths spreads those batches over `workers` Python threads (torch
+releases the GIL inside nn.GRU).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class Setting:
 class Predictor:
     def __init__(self, model: NameGRU, config: dict, run_dir: Path, workers: int = 1):
         self.model = model.eval()
-        self.workers = workers  # threads a large batch's exact-length batches run on (each uses torch's threads)
+        self.workers = workers  # threads a request's exact-length batches run on (each uses torch's threads)
         self.run_dir = Path(run_dir)
         self.labels = model.config.labels
         self.encoder = CharEncoder(model.config.alphabet)
@@ -129,15 +130,14 @@ class Predictor:
     def _fit(self, name: str, target: torch.Tensor) -> Setting:
         """Threshold and conformal quantile of a prior, from the held-out names whose language it
         allows (a language of prior 0 cannot be the answer, so its names say nothing of the sets),
-        weighted so their languages follow the prior (calibration.importance_weights)."""
+        weighted so their languages follow the prior (calibration.fit_prior)."""
         if self.heldout is None:
             return Setting(name, target, self.threshold if name == "training" else 0.0, None)
         y = self.heldout["labels"].long()
         allowed = target[y] > 0
         probs, y = C.shift_prior(self.heldout["probs"].float()[allowed], self.training_prior, target), y[allowed]
-        weights = None if name == "training" else C.importance_weights(y, target)  # names as the prior has them
-        threshold = C.abstain_threshold(probs, y, self.abstain_target, weights)
-        return Setting(name, target, threshold, C.conformal_quantile(probs, y, weights=weights))
+        threshold, quantile = C.fit_prior(probs, y, None if name == "training" else target, self.abstain_target)
+        return Setting(name, target, threshold, quantile)
 
     def _log_probs(self, encoded: list[list[int]], batch_size: int = 256) -> torch.Tensor:
         """(n, classes) calibrated log-probabilities under the training prior, in input order.

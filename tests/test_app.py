@@ -162,7 +162,9 @@ def test_unsure_shows_top3_and_no_single_answer(fresh):
 
 def test_confident_answer_when_threshold_is_met(fresh):
     fresh.abstain_target = 0.0  # every held-out name answered: the threshold is the lowest confidence
-    view = serving.analyse(fresh, "Nakamura")
+    # the training prior: the tiny run's validation has no name of some languages, so the equal prior can
+    # promise nothing there (tests/test_trust.py)
+    view = serving.analyse(fresh, "Nakamura", prior="training")
     assert not view.unsure and len(view.bars) == serving.TOP_K
     assert view.status.startswith("Most likely **")
 

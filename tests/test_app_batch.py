@@ -216,24 +216,37 @@ def test_api_rejects_names_that_are_not_text(predictor):
 
 def test_batch_on_several_workers_equals_one_thread_and_each_name_alone(predictor, real_data_dir):
     """Worker threads only change where each exact-length batch runs: the probabilities of a batch
-    of many lengths are those of one thread, and those of each name asked alone."""
+    of many lengths are those of one thread, and those of each name asked alone; the batches do
+    run on the workers, and requests at once (as Gradio sends them) get the same answers."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
     from trainer import data
 
     names = [name for name, _ in data.read_rows(real_data_dir / "names_test.csv.gz")][::40]  # 168 names
     assert len({len(n) for n in names}) > 5
+    threads = set()
+    hook = predictor.model.register_forward_pre_hook(lambda *_: threads.add(threading.current_thread().name))
     before = predictor.workers
     try:
         predictor.workers = 1
         serial = predictor.predict_batch(names, "training")
-        predictor.workers = 3
+        assert threads == {threading.current_thread().name}
+        predictor.workers, threads = 3, set()
         threaded = predictor.predict_batch(names, "training")
+        assert len(threads) > 1 and all(t.startswith("name-origin") for t in threads)
+        with ThreadPoolExecutor(4) as requests:
+            at_once = list(requests.map(lambda n: predictor.predict_batch(names[n:], "training"), range(4)))
     finally:
         predictor.workers = before
+        hook.remove()
 
     def table(answers):  # (names, classes) in label order
         return torch.tensor([[p.model_probs[label] for label in predictor.labels] for p in answers])
 
     torch.testing.assert_close(table(threaded), table(serial), rtol=0, atol=1e-6)
+    for n, answers in enumerate(at_once):
+        torch.testing.assert_close(table(answers), table(serial[n:]), rtol=0, atol=1e-6)
     alone = [predictor.predict(name, "training") for name in names[:20]]
     torch.testing.assert_close(table(threaded[:20]), table(alone), rtol=0, atol=1e-6)
     assert [p.top[0] for p in threaded] == [p.top[0] for p in serial]

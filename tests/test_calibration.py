@@ -8,6 +8,7 @@ from name_origin.calibration import (
     PriorError,
     abstain_threshold,
     conformal_quantile,
+    fit_prior,
     importance_weights,
     prediction_sets,
     resolve_prior,
@@ -146,3 +147,14 @@ def test_weighted_conformal_covers_under_label_shift_where_plain_does_not():
 
     assert 0.885 <= coverage(conformal_quantile(shifted, y, 0.9, importance_weights(y, equal))) <= 0.93
     assert coverage(conformal_quantile(shifted, y, 0.9)) < 0.85
+
+
+def test_a_prior_on_a_language_without_held_out_names_promises_nothing():
+    """Its names would weigh pi'/0: no threshold or quantile can be checked, so every answer is
+    unsure and every allowed language stays in the set; no held-out names at all, the same."""
+    probs = torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.6, 0.4, 0.0]])
+    y = torch.tensor([0, 1, 0])  # no name of language 2
+    assert fit_prior(probs, y, torch.tensor([0.4, 0.4, 0.2]), 0.9) == (1.0, 1.0)
+    assert fit_prior(probs, y, torch.tensor([0.5, 0.5, 0.0]), 0.0) != (1.0, 1.0)  # prior 0 there: fine
+    assert fit_prior(probs[:0], y[:0], None, 0.9) == (1.0, 1.0)
+    assert conformal_quantile(probs[:0], y[:0], 0.9, torch.ones(0)) == 1.0

@@ -11,6 +11,7 @@ from test_evidence import train_rows
 
 from name_origin import calibration as C
 from name_origin.encoding import UNK, InvalidNameError, normalize_name, pad_batch
+from name_origin.predict import Predictor
 from trainer import evaluate as E
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: torch on one thread
@@ -341,3 +342,23 @@ def test_served_priors_use_the_threshold_and_sets_the_report_measured(predictor,
         assert setting.quantile == pytest.approx(reported["conformal_quantile"], abs=1e-6)
         assert 0 <= reported["set_coverage_at_prior"] <= 1 and reported["set_mean_size_at_prior"] >= 1
     assert priors["training"]["set_coverage_at_prior"] == priors["training"]["set_coverage"]  # weights of 1
+
+
+def test_a_custom_prior_on_a_language_validation_lacks_is_unsure_not_an_error(tiny_run, tmp_path):
+    """A prior on a language with no validation names (small data can hold none out) answers,
+    unsure, with every language it allows in the set; before, the weighted fit crashed."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from name_origin.predict import HELDOUT_NAME
+
+    shutil.copytree(tiny_run, tmp_path / "run")
+    heldout = load_file(tmp_path / "run" / HELDOUT_NAME)
+    keep = heldout["labels"] != 0  # drop the first language's names
+    save_file({k: v[keep].contiguous() for k, v in heldout.items()}, tmp_path / "run" / HELDOUT_NAME)
+    predictor = Predictor.from_dir(tmp_path / "run")
+    first, second = predictor.labels[:2]
+    answer = predictor.predict("Nakamura", {first: 1, second: 1})
+    assert answer.abstain and set(answer.prediction_set) == {first, second}
+    assert predictor.predict("Nakamura", {second: 1}).prediction_set == (second,)  # a checked prior still works

@@ -167,17 +167,17 @@ def prior_metrics(
     the test names weighted so their languages follow the prior (the population its sets promise)."""
     name, prior = target
     (val_p, val_y), (test_p, test_y) = ((C.shift_prior(p, training, prior), y.cpu()) for p, y in (val, test))
-    val_w, test_w = (None, None) if name == "training" else (C.importance_weights(y, prior) for y in (val_y, test_y))
-    threshold = C.abstain_threshold(val_p, val_y, abstain_target, val_w)
-    q = C.conformal_quantile(val_p, val_y, weights=val_w)
+    training_prior = name == "training"
+    threshold, q = C.fit_prior(val_p, val_y, None if training_prior else prior, abstain_target)
     sets = C.prediction_sets(test_p, q)
     covered, size = sets[torch.arange(len(test_y)), test_y].double(), sets.sum(1).double()
     acc, f1 = quick_metrics(test_p.log(), test_y, test_p.shape[1])
-    kept = test_p.max(1).values >= threshold
-    w = torch.ones(len(test_y), dtype=torch.float64) if test_w is None else test_w
+    kept, correct = test_p.max(1).values >= threshold, (test_p.argmax(1) == test_y).double()
+    w = torch.ones(len(test_y), dtype=torch.float64) if training_prior else C.importance_weights(test_y, prior)
 
-    def at_prior(values: torch.Tensor) -> float:
-        return ((values * w).sum() / w.sum()).item()
+    def at_prior(values: torch.Tensor, where: torch.Tensor | None = None) -> float | None:
+        ww = w if where is None else w * where
+        return ((values * ww).sum() / ww.sum()).item() if ww.sum() > 0 else None
 
     return {
         "test_accuracy": acc,
@@ -188,8 +188,10 @@ def prior_metrics(
         "conformal_quantile": q,
         "set_coverage": covered.mean().item(),
         "set_mean_size": size.mean().item(),
-        "test_accuracy_at_prior": at_prior((test_p.argmax(1) == test_y).double()),
+        "test_accuracy_answered": correct[kept].mean().item() if kept.any() else None,
+        "test_accuracy_at_prior": at_prior(correct),
         "test_answered_at_prior": at_prior(kept.double()),
+        "test_accuracy_answered_at_prior": at_prior(correct, kept.double()),
         "set_coverage_at_prior": at_prior(covered),
         "set_mean_size_at_prior": at_prior(size),
     }

@@ -85,6 +85,11 @@ def evaluate_model(model: NameGRU, ds: Dataset, tcfg: TrainConfig, seen: evidenc
     unseen = ~seen.seen_mask(ds.test.names)
     test_metrics = E.classification_metrics(test_logits, test.y, ds.labels)
     val_acc, val_f1 = E.quick_metrics(val_logits, val.y, len(ds.labels))
+    missing = [ds.labels[c] for c, n in enumerate(torch.bincount(val.y.cpu(), minlength=len(ds.labels))) if n == 0]
+    if missing:  # calibration.fit_prior: nothing to check a prior that weighs them on
+        log.warning("validation holds no name of %s: under a prior that weighs them (equal), every answer is "
+                    "unsure and every set holds all languages; more data or a larger --val-fraction fixes it",
+                    ", ".join(missing))  # fmt: skip
     unseen_acc = mean_or_none((test_logits.argmax(1) == test.y.cpu())[unseen])
     bins_before, bins_after = E.reliability_bins(test_probs_raw, test.y), E.reliability_bins(test_probs, test.y)
     training = label_prior(ds, tcfg)
