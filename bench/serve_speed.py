@@ -70,9 +70,10 @@ def ms(xs: list[float], q: int = 50) -> float:
     return (statistics.median(xs) if q == 50 else pctl(xs, q)) * 1e3
 
 
-def rest_predict(url: str, api_name: str, data: list, http: httpx.Client) -> dict:
+def rest_predict(url: str, api_name: str, data: list, http: httpx.Client, session: str | None = None) -> dict:
+    """POST then the event stream; without `session` Gradio makes each call a new session."""
     base = f"{url}gradio_api/call/{api_name}"
-    event_id = http.post(base, json={"data": data}).json()["event_id"]
+    event_id = http.post(base, json={"data": data} | ({"session_hash": session} if session else {})).json()["event_id"]
     event = None
     for line in http.get(f"{base}/{event_id}").text.splitlines():
         if line.startswith("event:"):
@@ -80,6 +81,12 @@ def rest_predict(url: str, api_name: str, data: list, http: httpx.Client) -> dic
         elif line.startswith("data:") and event == "complete":
             return json.loads(line.split(":", 1)[1])[0]
     raise RuntimeError(f"no answer from {api_name}: last event {event}")
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process in MiB (Linux /proc)."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
 
 
 def free_port() -> int:
@@ -183,7 +190,10 @@ def served(model_dir: Path, names: list[str], rt_calls: int, batch: int, workers
         try:
             rt = {verify: client_round_trips(url, picks, verify) for verify in (True, False)}
             with httpx.Client(timeout=60) as http:
+                before = rss_mib(proc.pid)
                 rest = timed(lambda n: rest_predict(url, "predict", [n, "equal"], http), picks)
+                grown = rss_mib(proc.pid) - before
+                rest_session = timed(lambda n: rest_predict(url, "predict", [n, "equal"], http, "bench"), picks)
                 many = [names[i % len(names)] for i in range(batch)]
                 start = time.perf_counter()
                 assert len(rest_predict(url, "predict_batch", [many, "equal"], http)["results"]) == batch
@@ -202,6 +212,8 @@ def served(model_dir: Path, names: list[str], rt_calls: int, batch: int, workers
     return rows + [
         (f"raw REST /predict p50 ({rt_calls} calls)", f"{ms(rest):.1f} ms", "≤ 30 ms", ms(rest) <= 30),
         ("  same route, trivial one-function app: p50", f"{ms(floor_rest):.1f} ms", "", None),
+        ("  same calls, one session_hash for all: p50", f"{ms(rest_session):.1f} ms", "", None),
+        (f"  server memory grown by the {rt_calls} calls without session_hash", f"{grown:.0f} MiB", "", None),
         ("cold start: process start -> first answer", f"{cold:.1f} s", "≤ 15 s", cold <= 15),
     ]
 

@@ -119,10 +119,14 @@ def test_client_predict_batch(client):
         client.predict(["Rossi"] * 10_001, api_name="/predict_batch")
 
 
-def rest_call(url: str, api_name: str, data: list, timeout: float = 30) -> tuple[str, object]:
-    """POST /gradio_api/call/<api_name>, then read its event stream: (last event, its data)."""
+def rest_call(
+    url: str, api_name: str, data: list, timeout: float = 30, session: str | None = None
+) -> tuple[str, object]:
+    """POST /gradio_api/call/<api_name> (with a session_hash, as the README shows), then read its
+    event stream: (last event, its data)."""
     base = f"{url}gradio_api/call/{api_name}"
-    event_id = httpx.post(base, json={"data": data}, timeout=timeout).json()["event_id"]
+    body = {"data": data} if session is None else {"data": data, "session_hash": session}
+    event_id = httpx.post(base, json=body, timeout=timeout).json()["event_id"]
     event, payload = None, None
     with httpx.stream("GET", f"{base}/{event_id}", timeout=timeout) as r:
         for line in r.iter_lines():
@@ -149,6 +153,9 @@ def test_raw_rest_route(server):
     assert event == "complete" and set(payload[0]["prediction_set"]) <= {"Japanese", "Russian"}
     event, payload = rest_call(url, "predict", ["Nakamura", "Klingon"])
     assert event == "error" and "prior must be one of" in json.dumps(payload)
+    for name in ("Nakamura", "Rossi"):  # the README's form: one session_hash for every call
+        event, payload = rest_call(url, "predict", [name, "equal"], session="my-script")
+        assert event == "complete" and payload[0]["name"] == name
 
 
 def test_32_concurrent_clients_x_25_requests(server):
