@@ -46,11 +46,11 @@ Character-level bidirectional GRUs guess the **language of origin** of a surname
 probabilities, an honest "unsure", and the letters that drove the guess. It does **not** tell anyone's nationality
 or ethnicity and must not be used to decide anything about a person."""
 REAL_NAMES = """The test file shares the training data's prior, so it rewards leaning on it; real surnames do not.
-Below: the test file and the last-name lists of the `faker` package (real surnames of 17 locales, used to
-evaluate, never to train), under each prior. The page answers under the **{default}** prior unless you choose
-otherwise; each answer carries a prediction set that contains the right language 90% of the time, on average over
-names like the validation split's whose languages follow the chosen prior (under "equal": every language counted
-alike; some languages are covered more often than others)."""
+Below: the test file and, when the model folder holds them (`external.json`), the last-name lists of the `faker`
+package (real surnames of 17 locales, used to evaluate, never to train), under each prior. The page answers under
+the **{default}** prior unless you choose otherwise; each answer carries a prediction set that contains the right
+language 90% of the time, on average over names like the validation split's whose languages follow the chosen
+prior (under "equal": every language counted alike; some languages are covered more often than others)."""
 PRIOR_INFO = (
     'The training data is {share} {language}; "equal" divides each language\'s share out, so a name is judged '
     "by its letters alone: right more often on real surnames from other countries."
@@ -178,7 +178,7 @@ def single_tab(predictor: Predictor) -> None:
 
     def show(raw, all_, prior_):
         v = analyse(predictor, raw, all_, prior=prior_)
-        what = f"Letters: red pushed toward {v.target}, purple against it" if v.target else "Letters"
+        what = f"Letters: red pushed toward {v.target}, purple against it" if v.target and v.letters else "Letters"
         return gr.Label(v.bars, show_heading=not v.unsure), v.status, gr.HighlightedText(v.letters, label=what)
 
     def toggle(raw, all_, prior_):

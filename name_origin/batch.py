@@ -96,7 +96,7 @@ def write_csv(frame: pd.DataFrame, out_dir: Path, keep: int = KEEP_CSVS) -> Path
     for old in sorted(out_dir.glob("*.csv"), key=lambda f: f.stat().st_mtime)[:-keep]:
         old.unlink(missing_ok=True)
     path = out_dir / f"name-origin-{uuid.uuid4().hex[:8]}.csv"
-    safe.to_csv(path, index=False)
+    safe.to_csv(path, index=False, encoding="utf-8-sig")  # the byte-order mark: Excel then reads it as UTF-8
     return path
 
 
@@ -133,7 +133,7 @@ def batch_status(
     bad, unsure = int(frame["language"].isna().sum()), int(frame["unsure"].eq(True).sum())
     source = f" from {md_escape(Path(file_path).name)}" if file_path else ""
     status = f"{len(frame):,} names{source} in {seconds:.2f} s: {len(frame) - bad:,} classified "
-    status += f"({unsure:,} unsure), {bad:,} unreadable (see *note*)."
+    status += f"({unsure:,} unsure), {bad:,} unreadable" + (" (see *note*, the last column)." if bad else ".")
     if len(frame) > shown_rows:
         status += f" Showing the first {shown_rows:,} rows; the CSV holds all of them."
     if file_path and table is not None:

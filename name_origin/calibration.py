@@ -43,21 +43,30 @@ def resolve_prior(prior: str | Mapping[str, float] | None, labels: tuple[str, ..
     """(name, (classes,) prior summing to 1) for "training", "equal" or a {language: weight} mapping.
 
     None means DEFAULT_PRIOR. Languages missing from a mapping get weight 0; at least one weight
-    must be positive. Raises
-    PriorError for an unknown name, an unknown language or a negative / non-finite weight."""
+    must be positive. Names and languages are read without regard to case. Raises PriorError for an
+    unknown name, an unknown or repeated language or a negative / non-finite weight."""
     if prior is None:
         prior = DEFAULT_PRIOR
+    if isinstance(prior, str):
+        prior = prior.strip().lower()  # "Equal" as "equal"
     if prior == "training":
         return "training", training / training.sum()
     if prior == "equal":
         return "equal", torch.full((len(labels),), 1.0 / len(labels))
     if isinstance(prior, str) or not isinstance(prior, Mapping):
         raise PriorError(f"prior must be one of {', '.join(PRIOR_CHOICES)} or a mapping of language to weight.")
-    unknown = sorted(set(prior) - set(labels))
+    by_name = {label.lower(): label for label in labels}  # "japanese" as "Japanese"
+    unknown = sorted(str(k) for k in prior if str(k).strip().lower() not in by_name)
     if unknown:
-        raise PriorError(f"unknown language(s) in prior: {', '.join(map(str, unknown))}.")
+        raise PriorError(f"unknown language(s) in prior: {', '.join(unknown)}; the languages: {', '.join(labels)}.")
+    given: dict[str, object] = {}
+    for key, weight in prior.items():
+        label = by_name[str(key).strip().lower()]
+        if label in given:
+            raise PriorError(f"{label} is given twice in the prior.")
+        given[label] = weight
     try:
-        weights = torch.tensor([float(prior.get(label, 0.0)) for label in labels], dtype=torch.float64)
+        weights = torch.tensor([float(given.get(label, 0.0)) for label in labels], dtype=torch.float64)
     except (TypeError, ValueError):
         raise PriorError("prior weights must be numbers.") from None
     if not torch.isfinite(weights).all() or (weights < 0).any() or weights.max() <= 0:
@@ -124,11 +133,11 @@ def fit_prior(
 
 def prediction_sets(probs: torch.Tensor, q: float) -> torch.Tensor:
     """(n, classes) bool: class c is in the set when p_c >= 1 - q and p_c > 0 (a prior of zero rules a
-    language out even when q = 1); the top class always is (so a set is never empty, which can only
-    raise coverage)."""
-    member = (probs.double() >= 1.0 - q - 1e-9) & (probs > 0)  # in float64: rounding must not drop a class at q
-    member[torch.arange(len(probs)), probs.argmax(-1)] = True
-    return member
+    language out even when q = 1); the top class always is, with every class tied with it to 1e-6
+    (so a set is never empty nor an arbitrary half of a tie, which can only raise coverage)."""
+    p = probs.double()  # in float64: rounding must not drop a class at q
+    top = p.max(-1, keepdim=True).values
+    return ((p >= 1.0 - q - 1e-9) | (p >= top - 1e-6)) & (probs > 0)
 
 
 def abstain_threshold(

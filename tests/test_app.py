@@ -177,6 +177,15 @@ def test_evidence_line(predictor, seen_name):
     assert "Not in the training data" in serving.analyse(predictor, "Zzyzxqwv").status
 
 
+def test_evidence_that_disagrees_with_the_answer_says_why():
+    """Thompson is English ×1 in training; under the equal prior its letters say Scottish first."""
+    bundled = Predictor.from_dir(ROOT / "model")
+    view = serving.analyse(bundled, "Thompson", explain=False)
+    assert "Seen in training as English ×1: the answer weighs its letters and the prior" in view.status
+    agree = serving.analyse(bundled, "Thompson", explain=False, prior="training")  # answered English
+    assert "Seen in training as English ×1." in agree.status
+
+
 def test_explanation_one_score_per_character_and_stable(predictor):
     first = serving.analyse(predictor, "Kowalski").letters
     assert [c for c, _ in first] == list("kowalski")

@@ -58,7 +58,8 @@ def test_run_batch_from_text(predictor, tmp_path):
     assert "5 names" in status and "ignored" not in status and "4 classified" in status and "1 unreadable" in status
     assert table.loc[2, "note"].startswith("No letters") and table["language"].isna()[2]
     assert set(predictor.labels) <= set(table.columns)
-    with open(path, newline="", encoding="utf-8") as f:
+    assert Path(path).read_bytes().startswith(b"\xef\xbb\xbfrow,name,")  # a byte-order mark: Excel reads UTF-8
+    with open(path, newline="", encoding="utf-8-sig") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 5 and rows[4]["name"] == "'=cmd"  # no spreadsheet formula
     assert list(rows[0])[:2] == ["row", "name"] and [r["row"] for r in rows] == ["1", "3", "4", "5", "6"]
@@ -136,7 +137,7 @@ def test_run_batch_reads_a_legacy_spreadsheet_file(predictor, tmp_path):
     assert list(table["name"]) == ["Müller", "Lefèvre"] and table["language"].notna().all()
     assert "2 names" in status and "2 classified" in status and "Windows\\-1252" in status
     assert "⚠️" in status and "CSV UTF\\-8" in status  # the encoding was a guess, and the user is told
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         assert [r["name"] for r in csv.DictReader(f)] == ["Müller", "Lefèvre"]
 
 
@@ -149,7 +150,7 @@ def test_run_batch_keeps_rows_aligned_and_explains_unreadable_ones(predictor, tm
     table, path, status = batch.run_batch(predictor, None, str(upload), tmp_path)
     assert list(table["name"]) == ["Müller", "", "Lef\ufffdvre", "Rossi"]  # Nachname, not sep= or the header
     assert list(table["row"]) == [2, 3, 4, 5]  # the rows as Excel shows them (the sep= line hidden)
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         assert [(r["row"], r["name"]) for r in csv.DictReader(f)][1:3] == [("3", ""), ("4", "Lef\ufffdvre")]
     assert list(table["language"].notna()) == [True, False, False, True]
     assert table.loc[1, "note"].startswith("Empty cell") and "could not be decoded" in table.loc[2, "note"]

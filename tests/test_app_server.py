@@ -153,9 +153,6 @@ def test_raw_rest_route(server):
     assert event == "complete" and set(payload[0]["prediction_set"]) <= {"Japanese", "Russian"}
     event, payload = rest_call(url, "predict", ["Nakamura", "Klingon"])
     assert event == "error" and "prior must be one of" in json.dumps(payload)
-    for name in ("Nakamura", "Rossi"):  # the README's form: one session_hash for every call
-        event, payload = rest_call(url, "predict", [name, "equal"], session="my-script")
-        assert event == "complete" and payload[0]["name"] == name
 
 
 def test_32_concurrent_clients_x_25_requests(server):

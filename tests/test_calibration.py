@@ -83,6 +83,8 @@ def test_prediction_set_is_never_empty_and_ordered_by_threshold():
     assert sets.tolist() == [[True, False, False], [True, False, False]]  # second row: top class only
     ruled_out = prediction_sets(torch.tensor([[0.7, 0.3, 0.0]]), q=1.0)  # q = 1 keeps all, but not p = 0
     assert ruled_out.tolist() == [[True, True, False]]
+    tie = prediction_sets(torch.tensor([[0.5, 0.5, 0.0], [0.45, 0.45, 0.1]]), q=0.2)  # keep p >= 0.8: only the top
+    assert tie.tolist() == [[True, True, False], [True, True, False]]  # both halves of a tie, never one by index
 
 
 def test_abstain_threshold_hand_computed():
@@ -158,3 +160,13 @@ def test_a_prior_on_a_language_without_held_out_names_promises_nothing():
     assert fit_prior(probs, y, torch.tensor([0.5, 0.5, 0.0]), 0.0) != (1.0, 1.0)  # prior 0 there: fine
     assert fit_prior(probs[:0], y[:0], None, 0.9) == (1.0, 1.0)
     assert conformal_quantile(probs[:0], y[:0], 0.9, torch.ones(0)) == 1.0
+
+
+def test_prior_names_and_languages_ignore_case():
+    assert resolve_prior(" Equal ", LABELS, TRAINING)[0] == "equal"
+    assert resolve_prior("TRAINING", LABELS, TRAINING)[0] == "training"
+    assert resolve_prior({"a": 1, "B": 1}, LABELS, TRAINING)[1].tolist() == [0.5, 0.5, 0.0]
+    with pytest.raises(PriorError, match="given twice"):
+        resolve_prior({"a": 1, "A": 2}, LABELS, TRAINING)
+    with pytest.raises(PriorError, match="the languages: A, B, C"):  # the error lists what is allowed
+        resolve_prior({"Klingon": 1}, LABELS, TRAINING)

@@ -325,6 +325,8 @@ def test_han_alone_is_no_evidence_between_chinese_and_japanese(bundled):
         assert equal.abstain and set(equal.prediction_set) == {"Chinese", "Japanese"}
         training = bundled.predict(name, prior="training")  # Japanese has more training names than Chinese
         assert training.top[0] == "Japanese"
+        both = bundled.predict(name, prior={"Japanese": 1, "Chinese": 1})  # an exact tie: the set holds both halves
+        assert both.top[1] == pytest.approx(0.5) and set(both.prediction_set) == {"Chinese", "Japanese"}
     assert bundled.predict("たなか").top[0] == "Japanese"  # kana is evidence
 
 
@@ -357,6 +359,8 @@ def test_han_names_are_chinese_or_japanese(bundled):
     assert set(list(pred.probs)[:2]) == {"Chinese", "Japanese"}
     view = serving.analyse(bundled, "田中")
     assert "pinyin" in view.status and "only Chinese and Japanese use it" in view.status
+    assert "letters alone" not in view.status and view.letters is None  # its reading did not move the answer
+    assert serving.analyse(bundled, "たなか").letters  # kana is evidence: its letters are shown
 
 
 def test_the_page_shows_what_was_read_and_from_which_script(bundled):

@@ -104,6 +104,7 @@ class LoadReport:
     bad_columns: int = 0  # rows without exactly two fields
     empty_name: int = 0  # names with no character left after normalisation
     unknown_label: int = 0  # labels that training never saw (test file only)
+    not_a_name: int = 0  # rows whose "name" is page text of the source, not a surname (NOT_SURNAMES)
     # What cleaning changed in the names kept: normalize_name, the same function serving uses.
     bom: int = 0  # 1 when the file began with a byte-order mark (read as utf-8-sig, so removed)
     trimmed_spaces: int = 0  # names with spaces at an edge ("Park ")
@@ -125,7 +126,12 @@ class LoadReport:
 
     @property
     def skipped(self) -> int:
-        return self.bad_columns + self.empty_name + self.unknown_label
+        return self.bad_columns + self.empty_name + self.unknown_label + self.not_a_name
+
+
+# Navigation text scraped with the source lists (16 training and 8 test rows, all labelled Russian):
+# kept, it taught the model that a name with spaces is Russian ("Van den Berg" -> Russian 95%).
+NOT_SURNAMES = frozenset({"to the first page"})  # normalised text
 
 
 def read_rows(path: Path) -> list[list[str]]:
@@ -157,6 +163,8 @@ def parse(
         norm, label = normalize_name(row[0]), row[1].strip()
         if not norm.text:
             report.empty_name += 1
+        elif norm.text in NOT_SURNAMES:
+            report.not_a_name += 1
         elif not label or (label_index is not None and label not in label_index):
             report.unknown_label += 1
         else:
