@@ -68,6 +68,10 @@ def external_groups(external: dict | None) -> dict[str, list[dict]]:
     return {kind: group for kind, group in groups.items() if group}
 
 
+def ece(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
 def right(accuracy: float | None) -> str:
     """ ", 91.9% of them right" for a table cell of answered names ("" when unknown)."""
     return "" if accuracy is None else f", {pct(accuracy)} of them right"
@@ -93,8 +97,8 @@ def prior_table(metrics: dict, external: dict | None) -> str:
                     f"{t['set_mean_size']:.2f} |")  # fmt: skip
         if prior != "training" and "set_coverage_at_prior" in t:  # the population this prior's sets promise
             rows.append(f"| test file, languages weighted to the prior | {prior} | "
-                        f"{pct(t['test_accuracy_at_prior'])} | — | — | {pct(t['test_answered_at_prior'])}"
-                        f"{right(t.get('test_accuracy_answered_at_prior'))} | "
+                        f"{pct(t['test_accuracy_at_prior'])} | — | {ece(t.get('test_ece_at_prior'))} | "
+                        f"{pct(t['test_answered_at_prior'])}{right(t.get('test_accuracy_answered_at_prior'))} | "
                         f"{pct(t['set_coverage_at_prior'])} | {t['set_mean_size_at_prior']:.2f} |")  # fmt: skip
     for kind, group in external_groups(external).items():
         where = f"external {kind} lists ({len(group)})"

@@ -300,16 +300,18 @@ def test_real_data_cleans_to_letters_space_and_apostrophe(real_data_dir):
     assert ds.encoder.alphabet == " 'abcdefghijklmnopqrstuvwxyz"  # no comma: the 3 trailing ones are trimmed
     tr, te = ds.reports["train"], ds.reports["test"]
     assert tr.trimmed_punctuation + te.trimmed_punctuation == 3  # Jevolojnov, Lytkin, Lysansky
-    assert tr.trimmed_spaces > 0 and tr.skipped == te.skipped == 0
+    assert tr.trimmed_spaces > 0 and tr.skipped == tr.not_a_name == 16 and te.skipped == te.not_a_name == 8
+    assert "to the first page" not in ds.train.names + ds.val.names + ds.test.names  # page text of the source
     assert tr.transliterated == te.transliterated == 0  # the files are ASCII
 
 
 def test_load_real_subset(small_data_dir):
     ds = load(small_data_dir, val_fraction=0.1, seed=0)
     assert len(ds.labels) == 18
-    assert len(ds.train.names) + len(ds.val.names) == 1500
-    assert len(ds.test.names) == 600
-    assert ds.reports["train"].skipped == 0 and ds.reports["test"].skipped == 0
+    tr, te = ds.reports["train"], ds.reports["test"]
+    assert len(ds.train.names) + len(ds.val.names) == 1500 - tr.not_a_name
+    assert len(ds.test.names) == 600 - te.not_a_name
+    assert tr.skipped == tr.not_a_name and te.skipped == te.not_a_name  # only the source's page text
     assert ds.encoder.alphabet[0] == " " and set("abcxyz") <= set(ds.encoder.alphabet)
 
 

@@ -276,7 +276,16 @@ def test_prediction_uses_saved_temperature_and_threshold(predictor, tiny_run):
 # --- the run's metrics.json -------------------------------------------------------------------
 
 
+def kept_test_rows(data_dir) -> list:
+    """The test file's rows the trainer keeps (not the source's page text, trainer.data.NOT_SURNAMES)."""
+    from trainer.data import NOT_SURNAMES
+
+    rows = read_csv_gz(data_dir / "names_test.csv.gz")
+    return [r for r in rows if normalize_name(r[0]).text not in NOT_SURNAMES]
+
+
 def test_run_metrics_hold_the_trust_sections(tiny_run, small_data_dir):
+    n = len(kept_test_rows(small_data_dir))  # 600 rows, less the page text
     m = json.loads((tiny_run / "metrics.json").read_text())
     labels = json.loads((tiny_run / "config.json").read_text())["labels"]
     test = m["test"]
@@ -284,15 +293,15 @@ def test_run_metrics_hold_the_trust_sections(tiny_run, small_data_dir):
     for row in test["per_class"].values():
         assert {"precision", "recall", "f1", "support"} <= set(row)
         assert all(0 <= row[k] <= 1 for k in ("precision", "recall", "f1"))
-    assert sum(r["support"] for r in test["per_class"].values()) == 600
+    assert sum(r["support"] for r in test["per_class"].values()) == n
     cm = torch.tensor(test["confusion"])
-    assert cm.shape == (18, 18) and int(cm.sum()) == 600
+    assert cm.shape == (18, 18) and int(cm.sum()) == n
     assert [int(s) for s in cm.sum(1)] == [test["per_class"][lab]["support"] for lab in labels]
-    assert int(cm.diag().sum()) == round(test["accuracy"] * 600)
+    assert int(cm.diag().sum()) == round(test["accuracy"] * n)
     assert test["accuracy"] <= test["top3_accuracy"] <= 1
 
     train_names = {norm for norm, _, _ in train_rows(small_data_dir)}
-    test_names = [normalize_name(n).text for n, _ in read_csv_gz(small_data_dir / "names_test.csv.gz")]
+    test_names = [normalize_name(name).text for name, _ in kept_test_rows(small_data_dir)]
     assert m["test_unseen"]["rows"] == sum(n not in train_names for n in test_names)
     assert 0 <= m["test_unseen"]["accuracy"] <= 1
 
@@ -300,7 +309,7 @@ def test_run_metrics_hold_the_trust_sections(tiny_run, small_data_dir):
     assert len(cal["reliability_before"]) == len(cal["reliability_after"]) == cal["bins"] > 1
     for when in ("before", "after"):  # each ECE is the one its reliability diagram shows
         rows = cal[f"reliability_{when}"]
-        assert sum(r["count"] for r in rows) == 600
+        assert sum(r["count"] for r in rows) == n
         assert cal[f"ece_{when}"] == pytest.approx(E.ece_of_bins(rows), abs=1e-12)
         assert 0 <= cal[f"ece_{when}"] <= 1
     assert cal["temperature"] > 0
@@ -313,7 +322,7 @@ def test_run_metrics_hold_the_trust_sections(tiny_run, small_data_dir):
 
 def test_run_test_accuracy_matches_the_saved_model(predictor, small_data_dir, tiny_run):
     """metrics.json describes the model that was saved (the best-validation epoch), not another."""
-    rows = read_csv_gz(small_data_dir / "names_test.csv.gz")
+    rows = kept_test_rows(small_data_dir)
     preds = predictor.predict_batch([n for n, _ in rows], prior="training")  # metrics' "test" is the training prior
     correct = sum(p.top[0] == lab for p, (_, lab) in zip(preds, rows, strict=True))
     m = json.loads((tiny_run / "metrics.json").read_text())
@@ -362,3 +371,13 @@ def test_a_custom_prior_on_a_language_validation_lacks_is_unsure_not_an_error(ti
     answer = predictor.predict("Nakamura", {first: 1, second: 1})
     assert answer.abstain and set(answer.prediction_set) == {first, second}
     assert predictor.predict("Nakamura", {second: 1}).prediction_set == (second,)  # a checked prior still works
+
+
+def test_weighted_expected_calibration_error_hand_computed():
+    """Two names at confidence 0.8 in one bin, one right: 0.3 as they are; weighted 3:1 toward the
+    right one, accuracy 0.75 and the error 0.05 (names weighted to a prior)."""
+    probs, y = torch.tensor([[0.8, 0.2], [0.8, 0.2]]), torch.tensor([0, 1])
+    assert E.expected_calibration_error(probs, y) == pytest.approx(0.3)
+    assert E.expected_calibration_error(probs, y, weights=torch.tensor([3.0, 1.0])) == pytest.approx(0.05)
+    rows = E.reliability_bins(probs, y, weights=torch.tensor([3.0, 1.0]))
+    assert sum(r["count"] for r in rows) == 2 and sum(r["weight"] for r in rows) == 4

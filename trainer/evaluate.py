@@ -83,38 +83,45 @@ def quick_metrics(logits: torch.Tensor, y: torch.Tensor, num_classes: int) -> tu
     return (pred == y).double().mean().item(), f1.mean().item()
 
 
-def expected_calibration_error(probs: torch.Tensor, y: torch.Tensor, bins: int = ECE_BINS) -> float:
-    """Mean |accuracy - confidence| over the reliability bins, weighted by the share of names in each."""
-    return ece_of_bins(reliability_bins(probs, y, bins))
+def expected_calibration_error(
+    probs: torch.Tensor, y: torch.Tensor, bins: int = ECE_BINS, weights: torch.Tensor | None = None
+) -> float:
+    """Mean |accuracy - confidence| over the reliability bins, weighted by the share of names in each
+    (with (n,) `weights`, of their weight: names weighted to a prior)."""
+    return ece_of_bins(reliability_bins(probs, y, bins, weights))
 
 
 def ece_of_bins(rows: list[dict]) -> float:
     """The expected calibration error of reliability_bins' rows."""
-    n = sum(r["count"] for r in rows)
-    if n == 0:
+    mass = [r.get("weight", r["count"]) for r in rows]
+    total = sum(mass)
+    if total == 0:
         return 0.0
-    return sum(r["count"] / n * abs(r["accuracy"] - r["confidence"]) for r in rows if r["count"])
+    return sum(m / total * abs(r["accuracy"] - r["confidence"]) for m, r in zip(mass, rows, strict=True) if m)
 
 
-def reliability_bins(probs: torch.Tensor, y: torch.Tensor, bins: int = ECE_BINS) -> list[dict]:
+def reliability_bins(
+    probs: torch.Tensor, y: torch.Tensor, bins: int = ECE_BINS, weights: torch.Tensor | None = None
+) -> list[dict]:
     """Per-bin confidence, accuracy and count over `bins` equal-width bins (lo, hi] of the top
-    probability: the reliability diagram, and what the expected calibration error is computed from."""
+    probability: the reliability diagram, and what the expected calibration error is computed from.
+    With (n,) `weights`, confidence and accuracy are weighted means and each row has its "weight"."""
     conf, pred = probs.max(1)
     correct = (pred == y.cpu()).double()
+    w = torch.ones(len(conf), dtype=torch.float64) if weights is None else weights.double()
     edges = torch.linspace(0, 1, bins + 1)
     rows = []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         m = (conf > lo) & (conf <= hi)
-        n = int(m.sum())
-        rows.append(
-            {
-                "lo": lo.item(),
-                "hi": hi.item(),
-                "count": n,
-                "confidence": conf[m].double().mean().item() if n else None,
-                "accuracy": correct[m].mean().item() if n else None,
-            }
-        )
+        n, mass = int(m.sum()), w[m].sum().item()
+        row = {
+            "lo": lo.item(),
+            "hi": hi.item(),
+            "count": n,
+            "confidence": (conf[m].double() * w[m]).sum().item() / mass if mass else None,
+            "accuracy": (correct[m] * w[m]).sum().item() / mass if mass else None,
+        }
+        rows.append(row if weights is None else {**row, "weight": mass})
     return rows
 
 
@@ -190,6 +197,7 @@ def prior_metrics(
         "set_mean_size": size.mean().item(),
         "test_accuracy_answered": correct[kept].mean().item() if kept.any() else None,
         "test_accuracy_at_prior": at_prior(correct),
+        "test_ece_at_prior": expected_calibration_error(test_p, test_y, weights=w),
         "test_answered_at_prior": at_prior(kept.double()),
         "test_accuracy_answered_at_prior": at_prior(correct, kept.double()),
         "set_coverage_at_prior": at_prior(covered),
