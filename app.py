@@ -64,10 +64,10 @@ def user_errors(what: str) -> Iterator[None]:
     try:
         yield
     except (InvalidNameError, PriorError) as e:
-        raise gr.Error(str(e)) from None
+        raise gr.Error(str(e), print_exception=False) from None  # the user's input, not a fault: no traceback
     except Exception:
         log.exception("%s failed", what)
-        raise gr.Error(GENERIC_ERROR) from None
+        raise gr.Error(GENERIC_ERROR, print_exception=False) from None  # logged once, above
 
 
 def api_predict(predictor: Predictor, name: str, prior: str | dict = DEFAULT_PRIOR) -> dict:
@@ -244,7 +244,7 @@ def build_app(predictor: Predictor, resolved: ResolvedModel) -> gr.Blocks:
             batch_tab(predictor, out_dir)
         with gr.Tab("Model"):
             model_tab(predictor.run_dir, resolved, readable_metrics(predictor.metrics()))
-        gr.api(predict, api_name="predict")
+        gr.api(predict, api_name="predict", queue=False)  # one POST to /gradio_api/run/predict; /call/ works too
         gr.api(predict_batch, api_name="predict_batch", concurrency_id="batch", concurrency_limit=1)
     return demo
 

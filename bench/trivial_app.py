@@ -16,7 +16,7 @@ def predict(name: str, prior: str | dict = "equal") -> dict:
 
 if __name__ == "__main__":
     with gr.Blocks() as demo:
-        gr.api(predict, api_name="predict")
+        gr.api(predict, api_name="predict", queue=False)  # as app.py: /run/predict, and /call/predict
     demo.queue(default_concurrency_limit=4, max_size=128).launch(
         server_name="127.0.0.1", server_port=int(os.environ["GRADIO_SERVER_PORT"])
     )

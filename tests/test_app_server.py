@@ -155,6 +155,17 @@ def test_raw_rest_route(server):
     assert event == "error" and "prior must be one of" in json.dumps(payload)
 
 
+def test_the_readme_single_post_route(server):
+    """/predict is served without the queue: one POST to /gradio_api/run/predict answers, as the
+    README shows; a bad name is the same one-line error, with no traceback."""
+    url = server[0]
+    answer = httpx.post(f"{url}gradio_api/run/predict", json={"data": ["Nakamura", "equal"]}, timeout=30)
+    assert answer.status_code == 200 and answer.json()["data"][0]["name"] == "Nakamura"
+    assert answer.json()["data"][0] == rest_call(url, "predict", ["Nakamura", "equal"])[1][0]  # both routes agree
+    bad = httpx.post(f"{url}gradio_api/run/predict", json={"data": ["12345", "equal"]}, timeout=30)
+    assert bad.status_code == 500 and "Latin letters" in bad.json()["error"] and "Traceback" not in bad.text
+
+
 def test_32_concurrent_clients_x_25_requests(server):
     url = server[0]
 
