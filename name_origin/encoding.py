@@ -86,6 +86,9 @@ def _normalize(raw: str) -> Normalized:
         which = ", ".join(f"{c} ({scripts.script_name(scripts.script(c))})" for c in lookalikes)
         notes.append(f"Read {which} as the Latin letter it looks like.")
     notes += readers.notes_for(codes)
+    invisible = sorted({f"U+{ord(c):04X}" for c in nfkc if c not in text})  # what delete_format took out
+    if invisible:
+        notes.append(f"Removed invisible characters: {', '.join(invisible)}.")
     return Normalized(
         text=out,
         transliterated=transliterated,

@@ -115,6 +115,7 @@ def test_normalized_records_what_was_changed():
     last_first = normalize_name("Dubois, Marc")
     assert last_first.given == "Marc" and "before the comma" in last_first.notes[0]
     assert normalize_name("Kowal\u00adski").format_chars and not normalize_name("Kowalski").format_chars
+    assert normalize_name("Ro\u200bssi\u200b").notes == ("Removed invisible characters: U+200B.",)  # said, as shown
     novak = normalize_name("Nоvak")
     assert novak.lookalikes == "о" and "Cyrillic" in novak.notes[0]
     assert "pinyin" in normalize_name("田中").notes[0]

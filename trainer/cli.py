@@ -37,7 +37,11 @@ def add_hub_args(p: argparse.ArgumentParser) -> None:
 
 
 def train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trainer", description="Train the surname BiGRU.")
+    p = argparse.ArgumentParser(
+        prog="python -m trainer",
+        description="Train the surname BiGRU (presets: " + ", ".join(sorted(PRESETS)) + ").",
+        epilog="Upload a finished run folder: python -m trainer push RUN_DIR --repo-id OWNER/NAME",
+    )
     p.add_argument("--preset", choices=sorted(PRESETS), default="default", help="starting hyperparameters")
     p.add_argument(
         "--data-dir", help="folder with names_{train,test}.csv.gz (else $NAME_ORIGIN_DATA, data/, ../shared/data)"
