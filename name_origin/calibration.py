@@ -83,7 +83,8 @@ def shift_prior(probs: torch.Tensor, training: torch.Tensor, target: torch.Tenso
 
 def importance_weights(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """(n,) weights that make held-out labels y (n,) follow the `target` prior (classes,):
-    w_i = target[y_i] / f[y_i], f the labels' own frequencies; they average 1 over the names."""
+    w_i = target[y_i] / f[y_i], f the labels' own frequencies; they average 1 over the names when
+    every language the prior weighs has names (fit_prior checks that)."""
     freq = torch.bincount(y, minlength=len(target)).double() / len(y)
     return target.double()[y] / freq[y]
 

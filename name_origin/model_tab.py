@@ -69,6 +69,7 @@ def external_groups(external: dict | None) -> dict[str, list[dict]]:
 
 
 def ece(value: float | None) -> str:
+    """An expected calibration error for a table cell ("—" when unknown)."""
     return "—" if value is None else f"{value:.3f}"
 
 
@@ -80,8 +81,8 @@ def right(accuracy: float | None) -> str:
 def prior_table(metrics: dict, external: dict | None) -> str:
     """Markdown: the test file and the external name lists (bench/external_eval.py), under each prior:
     top-1 accuracy, macro-F1, ECE and the share answered without "unsure" (test), prediction-set
-    coverage and mean size. External lists
-    count as the mean of their per-list scores, Latin-script and native-script apart. Under a prior
+    coverage and mean size. External lists count as the mean of their per-list scores,
+    Latin-script and native-script apart. Under a prior
     other than the training one, the test file also counts with its names weighted so their
     languages follow that prior: the population its prediction sets promise coverage for."""
     rows = ["| data | prior | top-1 accuracy | macro-F1 | ECE | answered (not unsure) | prediction-set coverage "
