@@ -94,7 +94,7 @@ def prior_table(metrics: dict, external: dict | None) -> str:
             f"{pct(t['test_answered'])} (top ≥ {t['abstain_threshold']:.3f}){right(t.get('test_accuracy_answered'))}"
         )
         rows.append(f"| test file ({test_rows:,} rows) | {prior} | {pct(t['test_accuracy'])} | "
-                    f"{t['test_macro_f1']:.3f} | {t['test_ece']:.3f} | {answered} | {pct(t['set_coverage'])} | "
+                    f"{t['test_macro_f1']:.3f} | {ece(t['test_ece'])} | {answered} | {pct(t['set_coverage'])} | "
                     f"{t['set_mean_size']:.2f} |")  # fmt: skip
         if prior != "training" and "set_coverage_at_prior" in t:  # the population this prior's sets promise
             rows.append(f"| test file, languages weighted to the prior | {prior} | "

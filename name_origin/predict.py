@@ -48,6 +48,11 @@ class Prediction:
     def top(self) -> tuple[str, float]:
         return next(iter(self.probs.items()))
 
+    @property
+    def letters_used(self) -> bool:
+        """Whether the model's reading of the letters moved the answer (not for Han alone: the prior decides)."""
+        return self.script is None or self.script.reading_is_evidence
+
     def copy_for(self, name: str, normalized: Normalized) -> Prediction:
         """This answer for one input row (rows sharing a normalised name share the answer, not its dicts)."""
         return dataclasses.replace(self, name=name, normalized=normalized, probs=dict(self.probs),

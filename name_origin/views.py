@@ -105,14 +105,13 @@ def status_text(predictor: Predictor, pred: Prediction, dropped: str, setting: S
     if dropped:
         what = "punctuation around the name, or characters the model never saw in training"
         lines.append(f"Ignored characters: {md_escape(' '.join(dropped))} ({what})")
-    letters_used = pred.script is None or pred.script.reading_is_evidence  # Han alone: the prior decides
     if pred.evidence:
         seen = "Seen in training as " + ", ".join(f"{k} ×{n}" for k, n in pred.evidence.items())
         why = "" if label in pred.evidence else ": the answer weighs its letters and the prior, not these counts"
         lines.append(seen + why + ".")
     else:
         lines.append(
-            "Not in the training data" + (": the guess comes from its letters alone." if letters_used else ".")
+            "Not in the training data" + (": the guess comes from its letters alone." if pred.letters_used else ".")
         )
     return "\n\n".join(lines)
 
@@ -131,8 +130,7 @@ def analyse(
         name, dropped = usable(predictor, raw)
         setting = predictor.setting(prior)
         pred = predictor.predict(name, prior)
-        letters_used = pred.script is None or pred.script.reading_is_evidence  # else no letter shifted the answer
-        letters = scaled(predictor.explain(name, pred.top[0])) if explain and letters_used else None
+        letters = scaled(predictor.explain(name, pred.top[0])) if explain and pred.letters_used else None
     except (InvalidNameError, PriorError) as e:
         return View(None, f"⚠️ {md_escape(str(e))}")
     except Exception:
