@@ -121,8 +121,9 @@ class LoadReport:
     @property
     def cleaned(self) -> dict[str, int]:
         """The non-zero counts of what cleaning changed, for the log."""
-        keys = ("bom", "trimmed_spaces", "trimmed_punctuation", "format_chars", "last_first", "lookalikes")
-        return {k: getattr(self, k) for k in (*keys, "transliterated") if getattr(self, k)}
+        keys = ("bom", "trimmed_spaces", "trimmed_punctuation", "format_chars", "last_first", "lookalikes",
+                "transliterated")  # fmt: skip
+        return {k: getattr(self, k) for k in keys if getattr(self, k)}
 
     @property
     def skipped(self) -> int:
