@@ -137,8 +137,8 @@ def calibration_tab(run_dir: Path, metrics: dict) -> None:
         image(run_dir, "coverage.png", "Coverage vs accuracy")
 
 
-def model_tab(run_dir: Path, resolved: ResolvedModel, metrics: dict | None) -> None:
-    gr.Markdown(served_text(resolved))
+def model_tab(run_dir: Path, resolved: ResolvedModel, metrics: dict | None, runtime: str = "") -> None:
+    gr.Markdown(served_text(resolved, runtime))
     if not metrics:
         gr.Markdown("This model folder has no readable `metrics.json`, so there is nothing more to show.")
         return
@@ -243,7 +243,7 @@ def build_app(predictor: Predictor, resolved: ResolvedModel) -> gr.Blocks:
         with gr.Tab("Batch"):
             batch_tab(predictor, out_dir)
         with gr.Tab("Model"):
-            model_tab(predictor.run_dir, resolved, readable_metrics(predictor.metrics()))
+            model_tab(predictor.run_dir, resolved, readable_metrics(predictor.metrics()), predictor.runtime)
         gr.api(predict, api_name="predict", queue=False)  # one POST to /gradio_api/run/predict; /call/ works too
         gr.api(predict_batch, api_name="predict_batch", concurrency_id="batch", concurrency_limit=1)
     return demo

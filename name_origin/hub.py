@@ -41,6 +41,7 @@ SERVED = [
     "heldout.safetensors",
     "metrics.json",
     "external.json",
+    "model.onnx",  # runtime.ONNX_NAME: served by ONNX Runtime when it agrees with the weights
     *FIGURES,
 ]  # downloaded
 PROBE_TIMEOUT = 4.0  # seconds the one reachability probe may wait for the Hub

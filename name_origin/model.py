@@ -39,10 +39,15 @@ class BiGRUClassifier(nn.Module):
         )
         self.head = nn.Linear(2 * cfg.hidden_size, cfg.num_classes)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor, sorted_desc: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None, sorted_desc: bool = False) -> torch.Tensor:
+        """lengths None: every row fills all `seq` steps (one exact length), so there is nothing to
+        pack; this is the graph exported to ONNX (name_origin.runtime) and gives the packed result."""
         emb = self.dropout(self.embedding(x))  # (batch, seq, embed)
-        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=sorted_desc)
-        _, h_n = self.gru(packed)  # (layers * 2, batch, hidden), in the batch's original order
+        if lengths is None:
+            _, h_n = self.gru(emb)  # (layers * 2, batch, hidden)
+        else:
+            packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=sorted_desc)
+            _, h_n = self.gru(packed)  # (layers * 2, batch, hidden), in the batch's original order
         last = torch.cat([h_n[-2], h_n[-1]], dim=1)  # (batch, 2*hidden): last layer, forward ++ backward
         return self.head(self.dropout(last))  # (batch, classes)
 
@@ -69,8 +74,8 @@ class NameGRU(
         self.config = config
         self.members = nn.ModuleList(BiGRUClassifier(config) for _ in range(config.members))
 
-    def member_logits(self, x: torch.Tensor, lengths: torch.Tensor, sorted_desc: bool = False) -> torch.Tensor:
-        """(batch, seq) indices, (batch,) lengths -> (members, batch, classes) logits."""
+    def member_logits(self, x: torch.Tensor, lengths: torch.Tensor | None, sorted_desc: bool = False) -> torch.Tensor:
+        """(batch, seq) indices, (batch,) lengths or None (all rows seq long) -> (members, batch, classes) logits."""
         return torch.stack([m(x, lengths, sorted_desc) for m in self.members])
 
     def forward(

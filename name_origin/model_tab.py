@@ -27,15 +27,17 @@ def quality_table(metrics: dict) -> str:
     return "\n".join(rows)
 
 
-def served_text(resolved: ResolvedModel) -> str:
-    """Markdown: which model is served (source, repo or folder, revision) and why any other source was passed over.
-    The bundled model is named by its place in this repository: the server's own paths are nobody's business."""
+def served_text(resolved: ResolvedModel, runtime: str = "") -> str:
+    """Markdown: which model is served (source, repo or folder, revision), what computes its logits
+    (Predictor.runtime) and why any other source was passed over. The bundled model is named by
+    its place in this repository: the server's own paths are nobody's business."""
     if resolved.source == "bundled":
         what = "the bundled model (`model/` in this repository)"
     else:
         what = f"the {resolved.source} model: {md_escape(resolved.repo_id or resolved.path.name)}"
     what += f" at revision `{resolved.revision}`" if resolved.revision else ""
-    return f"**Serving** {what}." + "".join(f"\n- {md_escape(n)}" for n in resolved.notes)
+    ran = f" Its logits come from {md_escape(runtime)}." if runtime else ""
+    return f"**Serving** {what}.{ran}" + "".join(f"\n- {md_escape(n)}" for n in resolved.notes)
 
 
 MODEL_TAB_KEYS = {

@@ -4,14 +4,16 @@ An answer is the model's calibrated probabilities (training prior), shifted to t
 (name_origin.calibration), weighted by what the name's script and letters say (name_origin.scripts),
 with the abstention threshold and the conformal prediction set of that prior. Each distinct name
 runs once, in batches of one exact length (no padding), under torch.inference_mode; a request
-with names of several lengths spreads those batches over `workers` Python threads (torch
-releases the GIL inside nn.GRU).
+with names of several lengths spreads those batches over `workers` Python threads (torch and
+ONNX Runtime release the GIL). The logits come from the run's model.onnx through ONNX Runtime
+when it agrees with the weights (name_origin.runtime), else from the PyTorch model.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -24,8 +26,11 @@ from safetensors.torch import load_file
 from name_origin import calibration as C
 from name_origin.encoding import UNK, CharEncoder, InvalidNameError, Normalized, pad_batch
 from name_origin.evidence import EVIDENCE_NAME, Evidence
-from name_origin.model import NameGRU
+from name_origin.model import NameGRU, combine_members
+from name_origin.runtime import ONNX_NAME, OnnxMembers, check_agreement
 from name_origin.scripts import ScriptPrior, script_prior
+
+log = logging.getLogger(__name__)
 
 MAX_BATCH = 10_000  # names per batch request
 MAX_SETTINGS = 64  # priors whose threshold and quantile are kept (the named ones are never dropped)
@@ -92,6 +97,8 @@ class Predictor:
         self.coverage = C.COVERAGE if self.heldout is not None else None
         self._settings: dict[str, Setting] = {}
         self._lock = threading.Lock()
+        self.onnx: OnnxMembers | None = None  # set by use_onnx: the session that computes the logits
+        self.runtime = "PyTorch"  # what computes the logits, and why (shown on the Model tab)
 
     def _training_prior(self, saved: dict | None) -> torch.Tensor:
         """(classes,) the prior the probabilities carry: config's label_prior, else the evidence
@@ -107,11 +114,35 @@ class Predictor:
         return counts.clamp(min=1e-6) / counts.clamp(min=1e-6).sum()
 
     @classmethod
-    def from_dir(cls, run_dir: str | Path, workers: int = 1) -> Predictor:
-        """Strict safetensors load of a run folder (config.json + model.safetensors)."""
+    def from_dir(cls, run_dir: str | Path, workers: int = 1, onnx: bool = True) -> Predictor:
+        """Strict safetensors load of a run folder (config.json + model.safetensors); with `onnx`,
+        its model.onnx computes the logits when it agrees with those weights (use_onnx)."""
         run_dir = Path(run_dir)
         config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-        return cls(NameGRU.from_pretrained(str(run_dir)), config, run_dir, workers)
+        predictor = cls(NameGRU.from_pretrained(str(run_dir)), config, run_dir, workers)
+        if onnx:
+            predictor.use_onnx()
+        return predictor
+
+    def use_onnx(self) -> bool:
+        """Serve through run_dir/model.onnx if ONNX Runtime loads it and it gives these weights'
+        logits (runtime.check_agreement); otherwise PyTorch serves. Never raises: `runtime` says
+        which serves and why, for the Model tab and the log."""
+        path = self.run_dir / ONNX_NAME
+        if not path.is_file():
+            self.runtime = f"PyTorch (this run has no {ONNX_NAME})"
+            return False
+        try:
+            session = OnnxMembers(path)
+            worst = check_agreement(session, self.model)
+        except Exception as e:  # noqa: BLE001 - missing onnxruntime, a corrupt or foreign file: PyTorch serves
+            reason = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+            log.warning("%s not used, PyTorch serves: %s", path, reason)
+            self.runtime = f"PyTorch ({ONNX_NAME} not used: {reason})"
+            return False
+        self.onnx = session
+        self.runtime = f"ONNX Runtime ({ONNX_NAME}; its logits agree with the PyTorch weights to {worst:.0e})"
+        return True
 
     def metrics(self) -> dict | None:
         """metrics.json, or None when it is missing or unreadable (the app then says so)."""
@@ -159,8 +190,7 @@ class Predictor:
 
         def run(group: tuple[torch.Tensor, int]) -> torch.Tensor:
             idx, length = group
-            with torch.inference_mode():  # thread-local: entered in the thread that runs the batch
-                return self.model(x[idx, :length], lengths[idx], sorted_desc=True, temperature=self.temperature)
+            return self._exact_length(x[idx, :length], lengths[idx])
 
         if self.workers > 1 and len(groups) > 1:
             with ThreadPoolExecutor(min(self.workers, len(groups)), thread_name_prefix="name-origin") as pool:
@@ -171,6 +201,14 @@ class Predictor:
         for (idx, _), logp in zip(groups, results, strict=True):
             out[idx] = logp
         return out
+
+    def _exact_length(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(batch, seq) indices, every row seq long -> (batch, classes) calibrated log-probabilities,
+        from ONNX Runtime when it serves, else from the PyTorch model."""
+        with torch.inference_mode():  # thread-local: entered in the thread that runs the batch
+            if self.onnx is not None:
+                return combine_members(self.onnx(x), self.temperature)  # (members, batch, classes) in
+            return self.model(x, lengths, sorted_desc=True, temperature=self.temperature)
 
     def _evidence(self, normalized: str) -> dict[str, int]:
         if self.evidence is None:

@@ -41,7 +41,7 @@ ROUTES = [  # (method, path regex, handler name)
     ("HEAD", rf"{REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)", "resolve"),
     ("GET", rf"{REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)", "resolve"),
 ]
-BINARY = (".safetensors", ".png")  # stored as LFS objects, like the .gitattributes of a new Hub repo
+BINARY = (".safetensors", ".png", ".onnx")  # stored as LFS objects, like the .gitattributes of a new Hub repo
 
 
 def git_sha1(data: bytes) -> str:

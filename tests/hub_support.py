@@ -37,6 +37,7 @@ from name_origin.hub import load_served_model
 torch.set_num_threads(1)  # like the app, and like the test process: the same arithmetic
 predictor, resolved = load_served_model(None, sys.argv[1], sys.argv[2], Path(sys.argv[3]))
 print(json.dumps({"source": resolved.source, "revision": resolved.revision, "notes": resolved.notes,
+                  "runtime": predictor.runtime,
                   "probs": [predictor.predict(name).probs for name in sys.argv[4:]]}))
 """
 

@@ -14,7 +14,7 @@ import app
 from name_origin import batch
 from name_origin import views as serving
 from name_origin.encoding import InvalidNameError
-from name_origin.predict import MAX_BATCH
+from name_origin.predict import MAX_BATCH, Predictor
 
 
 def test_api_predict_json(predictor):
@@ -215,7 +215,8 @@ def test_api_rejects_names_that_are_not_text(predictor):
     assert "language" in rows[0] and [r.get("error") for r in rows[1:]] == [serving.NOT_TEXT] * 2
 
 
-def test_batch_on_several_workers_equals_one_thread_and_each_name_alone(predictor, real_data_dir):
+@pytest.mark.parametrize("onnx", [True, False], ids=["onnxruntime", "torch"])
+def test_batch_on_several_workers_equals_one_thread_and_each_name_alone(tiny_run, real_data_dir, monkeypatch, onnx):
     """Worker threads only change where each exact-length batch runs: the probabilities of a batch
     of many lengths are those of one thread, and those of each name asked alone; the batches do
     run on the workers, and requests at once (as Gradio sends them) get the same answers."""
@@ -224,23 +225,27 @@ def test_batch_on_several_workers_equals_one_thread_and_each_name_alone(predicto
 
     from trainer import data
 
+    predictor = Predictor.from_dir(tiny_run, onnx=onnx)
+    assert (predictor.onnx is not None) == onnx, predictor.runtime
     names = [name for name, _ in data.read_rows(real_data_dir / "names_test.csv.gz")][::40]  # 168 names
     assert len({len(n) for n in names}) > 5
     threads = set()
-    hook = predictor.model.register_forward_pre_hook(lambda *_: threads.add(threading.current_thread().name))
-    before = predictor.workers
-    try:
-        predictor.workers = 1
-        serial = predictor.predict_batch(names, "training")
-        assert threads == {threading.current_thread().name}
-        predictor.workers, threads = 3, set()
-        threaded = predictor.predict_batch(names, "training")
-        assert len(threads) > 1 and all(t.startswith("name-origin") for t in threads)
-        with ThreadPoolExecutor(4) as requests:
-            at_once = list(requests.map(lambda n: predictor.predict_batch(names[n:], "training"), range(4)))
-    finally:
-        predictor.workers = before
-        hook.remove()
+    exact_length = predictor._exact_length
+
+    def recorded(*args):
+        threads.add(threading.current_thread().name)
+        return exact_length(*args)
+
+    monkeypatch.setattr(predictor, "_exact_length", recorded)
+    predictor.workers = 1
+    serial = predictor.predict_batch(names, "training")
+    assert threads == {threading.current_thread().name}
+    predictor.workers = 3
+    threads.clear()
+    threaded = predictor.predict_batch(names, "training")
+    assert len(threads) > 1 and all(t.startswith("name-origin") for t in threads)
+    with ThreadPoolExecutor(4) as requests:
+        at_once = list(requests.map(lambda n: predictor.predict_batch(names[n:], "training"), range(4)))
 
     def table(answers):  # (names, classes) in label order
         return torch.tensor([[p.model_probs[label] for label in predictor.labels] for p in answers])

@@ -28,6 +28,7 @@ from trainer.push import IGNORED, push_run, run_files
 PUSHED = {  # what a run folder holds (report.py may add more): all of it is pushed
     "README.md", "accuracy_curve.png", "config.json", "confusion.png", "coverage.csv", "coverage.png",
     "evidence.safetensors", "metrics.csv", "metrics.json", "model.safetensors", "per_class.csv", "reliability.png",
+    "model.onnx",
 }  # fmt: skip
 
 
@@ -49,12 +50,13 @@ def test_round_trip_push_then_fresh_process_loads_the_commit(
     assert len(hub.commit_payloads) == 1 and hub.commit_payloads[0][0]["value"]["summary"] == "tiny"
     assert set(files) == set(run_files(run_copy)) and all(files[f] == (run_copy / f).read_bytes() for f in files)
     lfs = {line["value"]["path"] for line in hub.commit_payloads[0] if line["key"] == "lfsFile"}
-    assert lfs == {f for f in files if f.endswith((".safetensors", ".png"))}  # plain LFS, not Xet
+    assert lfs == {f for f in files if f.endswith((".safetensors", ".png", ".onnx"))}  # plain LFS, not Xet
     assert hub.token not in push.stdout + push.stderr
 
     bundled, home = tmp_path / "no-bundled-model", tmp_path / "server"  # only the Hub can satisfy the load
     online = load_in_fresh_process(hub, home, oid, bundled)
     assert (online["source"], online["revision"], online["notes"]) == ("hub", oid, [])
+    assert online["runtime"].startswith("ONNX Runtime (model.onnx"), online["runtime"]  # the pushed export serves
     assert online["probs"] == probs_of(Predictor.from_dir(tiny_run))  # same ranking, bit-identical values
 
     hub.stop()  # its port refuses connections: the commit is served from the cache

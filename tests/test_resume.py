@@ -73,7 +73,7 @@ def test_interrupt_then_resume_matches_uninterrupted(reference_run, small_data_d
     assert [h["epoch"] for h in load_resume_state(run)["progress"]["history"]] == [1]
     assert not (run / "model.safetensors").exists() and not (run / "metrics.json").exists()
 
-    assert main(["--resume", str(run), "--threads", "1"]) == 0
+    assert main(["--resume", str(run), "--threads", "1", "--no-onnx"]) == 0
     got, want = read_metrics(run), read_metrics(reference_run)
     assert [h["epoch"] for h in got["history"]] == [1, 2, 3]
     # RNG, optimizer and scheduler state all restored exactly: bit-identical history and weights
@@ -104,7 +104,7 @@ def test_resume_after_kill_between_the_two_state_files(reference_run, small_data
     with pytest.raises(Killed):
         main(cli_args(small_data_dir, run, *RESUME_ARGS))
     monkeypatch.undo()
-    assert main(["--resume", str(run), "--threads", "1"]) == 0
+    assert main(["--resume", str(run), "--threads", "1", "--no-onnx"]) == 0
     got, want = read_metrics(run), read_metrics(reference_run)
     assert without_seconds(got["history"]) == without_seconds(want["history"])
     assert_same_weights(run, reference_run)
@@ -145,7 +145,7 @@ def test_signal_writes_resumable_checkpoint_and_resume_finishes(small_data_dir, 
         return  # one resume through a subprocess is enough
 
     res = subprocess.run(
-        [sys.executable, "-m", "trainer", "--resume", str(run)],
+        [sys.executable, "-m", "trainer", "--resume", str(run), "--no-onnx"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr

@@ -32,7 +32,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: torch o
 
 
 def cli_args(data_dir, out, *extra) -> list[str]:
-    return ["--preset", "tiny", "--data-dir", str(data_dir), "--out", str(out), "--threads", "1", *extra]
+    """A tiny run without model.onnx (its export is tested on tiny_run and in test_runtime.py)."""
+    return ["--preset", "tiny", "--data-dir", str(data_dir), "--out", str(out), "--threads", "1", "--no-onnx", *extra]
 
 
 def is_timing(key: str) -> bool:

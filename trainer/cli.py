@@ -1,4 +1,5 @@
-"""Command line: `python -m trainer [options]` trains; `python -m trainer push RUN_DIR` uploads."""
+"""Command line: `python -m trainer [options]` trains; `python -m trainer push RUN_DIR` uploads;
+`python -m trainer export RUN_DIR` writes a run's model.onnx (runs trained with --no-onnx, or older)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "model_card.md"
 EXIT_INTERRUPTED = 130
 EXIT_USAGE = 2  # as argparse exits on a command line it cannot parse
+QUIET_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")  # shown with --verbose only
 NOT_FLAGS = {"alphabet", "labels", "preset"}  # alphabet and labels come from the data; --preset is its own option
 
 
@@ -40,7 +42,8 @@ def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m trainer",
         description="Train the surname BiGRU (presets: " + ", ".join(sorted(PRESETS)) + ").",
-        epilog="Upload a finished run folder: python -m trainer push RUN_DIR --repo-id OWNER/NAME",
+        epilog="Upload a finished run folder: python -m trainer push RUN_DIR --repo-id OWNER/NAME. "
+        "Add model.onnx to a run folder: python -m trainer export RUN_DIR",
     )
     p.add_argument("--preset", choices=sorted(PRESETS), default="default", help="starting hyperparameters")
     p.add_argument(
@@ -49,6 +52,7 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="run folder to write (default runs/<preset>-s<seed>-<time>)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
     p.add_argument("--push", action="store_true", help="upload the finished run to the Hub (needs --repo-id)")
+    p.add_argument("--no-onnx", action="store_true", help="skip model.onnx (the app then serves with PyTorch)")
     p.add_argument("-v", "--verbose", action="store_true")
     add_hub_args(p)
     for cls, name, typ in config_fields():  # every field is overridable
@@ -77,6 +81,26 @@ def push_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     add_hub_args(p)
     return p
+
+
+def export_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m trainer export",
+        description="Write RUN_DIR/model.onnx from its model.safetensors, checked equal under ONNX Runtime.",
+    )
+    p.add_argument("run_dir", type=Path)
+    return p
+
+
+def run_export(run_dir: Path) -> int:
+    from name_origin.model import NameGRU
+    from trainer.export import export_onnx
+
+    if not (run_dir / "model.safetensors").is_file():
+        log.error("%s holds no model.safetensors: nothing to export.", run_dir)
+        return 1
+    print(f"wrote {export_onnx(NameGRU.from_pretrained(str(run_dir)), run_dir)}")
+    return 0
 
 
 def build_configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
@@ -170,7 +194,7 @@ def run_train(args) -> int:
         else:
             log.error("interrupted before the first epoch ended: nothing to resume; start again")
         return EXIT_INTERRUPTED
-    metrics = report.write_run(run_dir, result, ds, tcfg, TEMPLATE)
+    metrics = report.write_run(run_dir, result, ds, tcfg, TEMPLATE, onnx=not args.no_onnx)
     t, unseen = metrics["test"], metrics["test_unseen"]["accuracy"]
     print(
         f"best epoch {metrics['best_epoch']}: test accuracy {t['accuracy']:.4f}, macro-F1 {t['macro_f1']:.3f}, "
@@ -182,15 +206,21 @@ def run_train(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    is_push = bool(argv) and argv[0] == "push"
-    args = push_parser().parse_args(argv[1:]) if is_push else train_parser().parse_args(argv)
+    command = argv[0] if argv and argv[0] in ("push", "export") else "train"
+    parser = {"push": push_parser, "export": export_parser, "train": train_parser}[command]()
+    args = parser.parse_args(argv[1:] if command != "train" else argv)
+    verbose = getattr(args, "verbose", False)
     logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    if is_push:  # no torch import: a push only uploads files
+    for name in QUIET_LOGGERS:  # the ONNX exporter logs hundreds of INFO lines per export
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.ERROR)
+    if command == "push":  # no torch import: a push only uploads files
         return run_push(args.run_dir, args)
+    if command == "export":
+        return run_export(args.run_dir)
     from trainer.data import DataError
 
     # User errors get one line and an exit code; anything else is a bug and keeps its traceback.

@@ -2,7 +2,7 @@
 
 Run folder: model.safetensors, config.json, metrics.json, metrics.csv, per_class.csv, coverage.csv,
 accuracy_curve.png, reliability.png, confusion.png, coverage.png, evidence.safetensors,
-heldout.safetensors, README.md.
+heldout.safetensors, README.md, model.onnx (the same weights for ONNX Runtime).
 """
 
 from __future__ import annotations
@@ -121,6 +121,20 @@ def evaluate_model(model: NameGRU, ds: Dataset, tcfg: TrainConfig, seen: evidenc
     }
 
 
+def write_onnx(model: NameGRU, run_dir: Path) -> bool:
+    """model.onnx for the stored weights; False, logged with its traceback and the command that
+    retries it, when the export fails (the run stays whole: PyTorch then serves it)."""
+    from trainer.export import export_onnx  # torch.onnx and onnxscript load only when exporting
+
+    try:
+        export_onnx(model, run_dir)
+    except Exception:  # noqa: BLE001 - an export bug must not lose a finished run
+        log.exception("model.onnx was not written (the app serves this run with PyTorch); retry with "
+                      "python -m trainer export %s", run_dir)  # fmt: skip
+        return False
+    return True
+
+
 def rows_to_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
@@ -129,8 +143,11 @@ def rows_to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def write_run(run_dir: Path, result: TrainResult, ds: Dataset, tcfg: TrainConfig, template: Path) -> dict:
-    """Write every artifact into run_dir (each atomically; weights via a temp folder + rename)."""
+def write_run(
+    run_dir: Path, result: TrainResult, ds: Dataset, tcfg: TrainConfig, template: Path, onnx: bool = True
+) -> dict:
+    """Write every artifact into run_dir (each atomically; weights via a temp folder + rename),
+    with `onnx` also model.onnx (trainer.export); a failed export is logged and the run kept."""
     run_dir = Path(run_dir)
     model = round_to_half(result.model.to("cpu"))  # evaluate exactly the weights that are stored
     seen_table = evidence.build(ds.train.names + ds.val.names, ds.train.labels + ds.val.labels)  # the training file
@@ -166,6 +183,8 @@ def write_run(run_dir: Path, result: TrainResult, ds: Dataset, tcfg: TrainConfig
     # config first, weights last: a folder with new weights always has their config
     (run_dir / ".config.json.tmp").replace(run_dir / "config.json")
     (run_dir / ".model.safetensors.tmp").replace(run_dir / "model.safetensors")
+    if onnx:
+        write_onnx(model, run_dir)
     atomic_write_json(run_dir / "metrics.json", metrics)
     atomic_write_text(run_dir / "metrics.csv", rows_to_csv(result.history))
     per_class = [{"language": k, **v} for k, v in ev["test"]["per_class"].items()]

@@ -1,0 +1,156 @@
+"""model.onnx under ONNX Runtime: the same answers as the PyTorch model, and PyTorch serves (with
+the reason shown) when the file is missing, corrupt, another run's, or onnxruntime is absent."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import app
+from name_origin.config import ModelConfig
+from name_origin.model import BiGRUClassifier, NameGRU
+from name_origin.model_tab import served_text
+from name_origin.predict import Predictor
+from name_origin.runtime import ONNX_NAME, OnnxMembers, OnnxMismatchError, check_agreement
+from trainer import report
+from trainer.data import read_rows
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def table(answers, labels) -> torch.Tensor:
+    """(names, classes) probabilities in label order: the model's, and the final (prior, script)."""
+    return torch.tensor([[[p.model_probs[k], p.probs[k]] for k in labels] for p in answers])
+
+
+def test_forward_without_lengths_is_the_packed_forward():
+    torch.manual_seed(0)
+    member = BiGRUClassifier(ModelConfig(alphabet=" 'abcdef", labels=("A", "B", "C"), embed_dim=8, hidden_size=8))
+    x = torch.randint(2, member.embedding.num_embeddings, (5, 7))
+    with torch.inference_mode():
+        packed = member.eval()(x, torch.full((5,), 7), sorted_desc=True)
+        unpacked = member(x, None)
+    torch.testing.assert_close(unpacked, packed, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("where", ["bundled", "tiny"])
+def test_onnx_runtime_answers_as_the_pytorch_model(where, tiny_run, real_data_dir):
+    """Every answer of the served model (probabilities, prior shift, sets, abstention, explanation)
+    is the PyTorch model's to 1e-5, over test names of every length and in every script."""
+    run = ROOT / "model" if where == "bundled" else tiny_run
+    fast, slow = Predictor.from_dir(run), Predictor.from_dir(run, onnx=False)
+    assert fast.onnx is not None and fast.runtime.startswith("ONNX Runtime (model.onnx"), fast.runtime
+    assert slow.onnx is None
+    names = [name for name, _ in read_rows(real_data_dir / "names_test.csv.gz")][::25] + list(app.EXAMPLES)
+    assert len({len(n) for n in names}) > 8
+    for prior in ("training", "equal"):
+        a, b = fast.predict_batch(names, prior), slow.predict_batch(names, prior)
+        torch.testing.assert_close(table(a, fast.labels), table(b, fast.labels), rtol=0, atol=1e-5)
+        assert [p.prediction_set for p in a] == [p.prediction_set for p in b]
+        assert [p.abstain for p in a] == [p.abstain for p in b]
+    for name in ("Nakamura", "O'Neill", "Papadopoulos"):
+        torch.testing.assert_close(torch.tensor([s for _, s in fast.explain(name)]),
+                                   torch.tensor([s for _, s in slow.explain(name)]), rtol=0, atol=1e-4)  # fmt: skip
+
+
+@pytest.fixture
+def onnx_run(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    return run
+
+
+def served_by_pytorch(run, why: str, caplog) -> Predictor:
+    with caplog.at_level(logging.WARNING, logger="name_origin.predict"):
+        predictor = Predictor.from_dir(run)
+    assert predictor.onnx is None and predictor.runtime.startswith("PyTorch (") and why in predictor.runtime
+    reference = Predictor.from_dir(run, onnx=False)
+    assert [p.probs for p in predictor.predict_batch(["Rossi", "Ivanov"])] == [
+        p.probs for p in reference.predict_batch(["Rossi", "Ivanov"])
+    ]
+    return predictor
+
+
+def test_no_model_onnx_serves_pytorch(onnx_run, caplog):
+    (onnx_run / ONNX_NAME).unlink()
+    served_by_pytorch(onnx_run, "this run has no model.onnx", caplog)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not onnx", "empty"])
+def test_corrupt_model_onnx_serves_pytorch_with_the_reason(onnx_run, caplog, damage):
+    path = onnx_run / ONNX_NAME
+    data = path.read_bytes()
+    path.write_bytes({"truncated": data[: len(data) // 2], "not onnx": b"<html>404</html>", "empty": b""}[damage])
+    served_by_pytorch(onnx_run, "model.onnx not used:", caplog)
+    assert "model.onnx not used" in caplog.text
+
+
+def test_another_runs_export_is_refused(onnx_run, caplog):
+    """Same shapes, other weights (a stale export beside retrained weights): the probe sees it."""
+    weights = load_file(onnx_run / "model.safetensors")
+    key = next(k for k in weights if k.endswith("head.bias"))
+    weights[key] = weights[key] + 0.5
+    save_file(weights, onnx_run / "model.safetensors")
+    served_by_pytorch(onnx_run, "differs from model.safetensors", caplog)
+
+
+def test_an_export_of_other_shapes_is_refused(onnx_run, caplog):
+    shutil.copy(ROOT / "model" / ONNX_NAME, onnx_run / ONNX_NAME)  # 3 members, hidden 128: not the tiny run's
+    served_by_pytorch(onnx_run, "not used", caplog)
+
+
+def test_without_onnxruntime_pytorch_serves(onnx_run, caplog, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if it were not installed
+    served_by_pytorch(onnx_run, "ModuleNotFoundError", caplog)
+
+
+def test_check_agreement_reports_the_worst_difference(tiny_run):
+    model = NameGRU.from_pretrained(str(tiny_run))
+    session = OnnxMembers(tiny_run / ONNX_NAME)
+    assert 0 <= check_agreement(session, model) <= 1e-5
+    with torch.no_grad():
+        model.members[0].head.bias.add_(1e-3)  # just above the tolerance
+    with pytest.raises(OnnxMismatchError, match="differs from model.safetensors by 0.001"):
+        check_agreement(session, model)
+
+
+def test_model_tab_says_what_computes_the_logits(tiny_run):
+    from name_origin.hub import ResolvedModel
+
+    resolved = ResolvedModel(tiny_run, "bundled", None, [])
+    text = served_text(resolved, Predictor.from_dir(tiny_run).runtime)
+    assert "Its logits come from ONNX Runtime" in text and "model\\.onnx" in text and str(tiny_run) not in text
+
+
+def test_a_failed_export_keeps_the_run_and_says_how_to_retry(tiny_run, monkeypatch, caplog, tmp_path):
+    import trainer.export
+
+    def broken(model, run_dir):
+        raise RuntimeError("exporter bug")
+
+    monkeypatch.setattr(trainer.export, "export_onnx", broken)
+    with caplog.at_level(logging.ERROR, logger="trainer.report"):
+        assert report.write_onnx(NameGRU.from_pretrained(str(tiny_run)), tmp_path) is False
+    assert "python -m trainer export" in caplog.text and "exporter bug" in caplog.text  # with its traceback
+
+
+@pytest.mark.slow  # one real export in a fresh process (~10 s)
+def test_export_command_adds_model_onnx_to_a_run(onnx_run):
+    (onnx_run / ONNX_NAME).unlink()
+    res = subprocess.run([sys.executable, "-m", "trainer", "export", str(onnx_run)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert f"wrote {onnx_run / ONNX_NAME}" in res.stdout and "INFO onnx_ir" not in res.stderr
+    assert Predictor.from_dir(onnx_run).runtime.startswith("ONNX Runtime")
+    (onnx_run / "model.safetensors").unlink()
+    res = subprocess.run([sys.executable, "-m", "trainer", "export", str(onnx_run)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 1 and "holds no model.safetensors" in res.stderr

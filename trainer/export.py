@@ -1,0 +1,58 @@
+"""Export a trained NameGRU to model.onnx (torch.onnx.export), the graph the app serves with ONNX Runtime.
+
+The graph is NameGRU.member_logits for a batch of one exact length (lengths None: nothing to
+pack), with the batch size and the length dynamic; name_origin.runtime loads it and uses it only
+where it agrees with the weights. torch's dynamo exporter (it needs `onnx` and `onnxscript`)
+writes each nn.GRU as ONNX's GRU operator.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from name_origin.encoding import UNK
+from name_origin.model import NameGRU
+from name_origin.runtime import INPUT, ONNX_NAME, OUTPUT, OnnxMembers, check_agreement
+from trainer.checkpoint import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+
+class MemberLogits(nn.Module):
+    """(batch, seq) int64 indices, every row seq long -> (members, batch, classes) logits."""
+
+    def __init__(self, model: NameGRU):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.member_logits(x, None)
+
+
+def export_onnx(model: NameGRU, run_dir: Path) -> Path:
+    """Write run_dir/model.onnx for `model` (eval mode, on CPU, float32) and check that ONNX
+    Runtime gives its logits; returns the path. Raises OnnxMismatchError when it does not (the
+    file is then removed: a run folder never holds an export that disagrees with its weights)."""
+    model = model.eval()
+    example = torch.full((2, 3), UNK, dtype=torch.long)
+    dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("seq")}
+    with warnings.catch_warnings():  # torch.export's deprecation notices about its own internals
+        warnings.simplefilter("ignore", (FutureWarning, UserWarning, DeprecationWarning))
+        program = torch.onnx.export(
+            MemberLogits(model), (example,), dynamo=True, input_names=[INPUT], output_names=[OUTPUT],
+            dynamic_shapes=(dims,), external_data=False, verbose=False,
+        )  # fmt: skip
+    path = Path(run_dir) / ONNX_NAME
+    atomic_write_bytes(path, program.model_proto.SerializeToString())
+    try:
+        worst = check_agreement(OnnxMembers(path), model)
+    except Exception:
+        path.unlink(missing_ok=True)
+        raise
+    log.info("wrote %s (ONNX Runtime's logits within %.1g of PyTorch's)", path, worst)
+    return path
