@@ -143,7 +143,7 @@ def in_process(model_dir: Path, names: list[str], calls: int, batch: int, worker
     p50, p99 = ms(plain["served"]), ms(plain["served"], 99)
     extra = ms(explained) - p50
     return [
-        (f"logits computed by: {predictor.runtime[:60]}", "", "", None),
+        (f"runtime served: {predictor.runtime.split(' (')[0]}", "", "", None),
         (f"in-process single name p50 ({calls} calls)", f"{p50:.3f} ms", "≤ 5 ms", p50 <= 5),
         (f"in-process single name p99 ({calls} calls)", f"{p99:.3f} ms", "", None),
         ("  same calls, PyTorch nn.GRU (no model.onnx), alternating: p50", f"{ms(plain['pytorch']):.3f} ms", "", None),

@@ -26,6 +26,7 @@ from safetensors.torch import load_file
 from name_origin import calibration as C
 from name_origin.encoding import UNK, CharEncoder, InvalidNameError, Normalized, pad_batch
 from name_origin.evidence import EVIDENCE_NAME, Evidence
+from name_origin.hub import short
 from name_origin.model import NameGRU, combine_members
 from name_origin.runtime import ONNX_NAME, OnnxMembers, check_agreement
 from name_origin.scripts import ScriptPrior, script_prior
@@ -136,7 +137,7 @@ class Predictor:
             session = OnnxMembers(path)
             worst = check_agreement(session, self.model)
         except Exception as e:  # noqa: BLE001 - missing onnxruntime, a corrupt or foreign file: PyTorch serves
-            reason = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+            reason = short(e)
             log.warning("%s not used, PyTorch serves: %s", path, reason)
             self.runtime = f"PyTorch ({ONNX_NAME} not used: {reason})"
             return False
