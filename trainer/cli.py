@@ -99,7 +99,12 @@ def run_export(run_dir: Path) -> int:
     if not (run_dir / "model.safetensors").is_file():
         log.error("%s holds no model.safetensors: nothing to export.", run_dir)
         return 1
-    print(f"wrote {export_onnx(NameGRU.from_pretrained(str(run_dir)), run_dir)}")
+    try:
+        model = NameGRU.from_pretrained(str(run_dir))
+    except Exception as e:  # noqa: BLE001 - a folder that does not load is the user's input, not a bug
+        log.error("%s does not load (%s): nothing exported.", run_dir, " ".join(f"{type(e).__name__}: {e}".split()))
+        return 1
+    print(f"wrote {export_onnx(model, run_dir)}")
     return 0
 
 
