@@ -51,9 +51,14 @@ class HubError(RuntimeError):
     """A Hub operation failed; the message is one clear sentence plus the retry command."""
 
 
-def short(e: BaseException) -> str:
-    """`Type: message` on one line, at most 200 characters."""
+def short(e: BaseException, hide: Path | None = None) -> str:
+    """`Type: message` on one line, at most 200 characters; with `hide`, that folder's path (as
+    given and resolved) is written as its last part, so the page never shows the server's paths."""
     text = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
+    if hide is not None:  # absolute paths only: a relative one may be a common word
+        absolute = {str(Path(hide).resolve())} | ({str(hide)} if Path(hide).is_absolute() else set())
+        for where in sorted(absolute, key=len, reverse=True):
+            text = text.replace(where, Path(hide).resolve().name)
     return f"{type(e).__name__}: {text}"[:200].rstrip(": ")
 
 
@@ -128,7 +133,7 @@ def try_load(path: Path, source: str, where: str, notes: list[str], *, revision=
         predictor = Predictor.from_dir(path)
     except Exception as e:  # noqa: BLE001 - a broken source must not crash the app: try the next one
         log.warning("could not load %s", path.resolve())
-        add_note(notes, f"{where} could not be loaded: {short(e).replace(str(path), path.name)}")
+        add_note(notes, f"{where} could not be loaded: {short(e, hide=path)}")
         return None
     log.info("serving the model from %s (%s)", where, path.resolve())
     return predictor, ResolvedModel(path, source, revision, notes, repo_id)

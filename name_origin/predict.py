@@ -137,7 +137,7 @@ class Predictor:
             session = OnnxMembers(path)
             worst = check_agreement(session, self.model)
         except Exception as e:  # noqa: BLE001 - missing onnxruntime, a corrupt or foreign file: PyTorch serves
-            reason = short(e)
+            reason = short(e, hide=self.run_dir)  # no server paths on the page
             log.warning("%s not used, PyTorch serves: %s", path, reason)
             self.runtime = f"PyTorch ({ONNX_NAME} not used: {reason})"
             return False
@@ -207,8 +207,15 @@ class Predictor:
         """(batch, seq) indices, every row seq long -> (batch, classes) calibrated log-probabilities,
         from ONNX Runtime when it serves, else from the PyTorch model."""
         with torch.inference_mode():  # thread-local: entered in the thread that runs the batch
-            if self.onnx is not None:
-                return combine_members(self.onnx(x), self.temperature)  # (members, batch, classes) in
+            session = self.onnx
+            if session is not None:
+                try:
+                    return combine_members(session(x), self.temperature)  # (members, batch, classes) in
+                except Exception as e:  # noqa: BLE001 - a shape the export cannot take: PyTorch answers from now on
+                    self.onnx = None
+                    reason = short(e, hide=self.run_dir)
+                    self.runtime = f"PyTorch ({ONNX_NAME} failed on a batch of shape {tuple(x.shape)}: {reason})"
+                    log.warning("%s", self.runtime)
             return self.model(x, lengths, sorted_desc=True, temperature=self.temperature)
 
     def _evidence(self, normalized: str) -> dict[str, int]:

@@ -46,9 +46,10 @@ class OnnxMembers:
 
 
 def probe_batch(vocab_size: int) -> list[torch.Tensor]:
-    """Deterministic (batch, seq) index batches of lengths 1, 6 and 17 over the letters and UNK."""
+    """Deterministic (batch, seq) index batches over the letters and UNK: batch sizes 1 and 3,
+    lengths 1, 6 and 17, so an export with a fixed batch size or length fails the check."""
     letters = torch.arange(UNK, vocab_size)
-    return [letters[(torch.arange(4 * n).view(4, n) * 5 + n) % len(letters)] for n in (1, 6, 17)]
+    return [letters[(torch.arange(b * n).view(b, n) * 5 + n) % len(letters)] for b in (1, 3) for n in (1, 6, 17)]
 
 
 def check_agreement(session: OnnxMembers, model: NameGRU) -> float:

@@ -89,8 +89,40 @@ def test_corrupt_model_onnx_serves_pytorch_with_the_reason(onnx_run, caplog, dam
     path = onnx_run / ONNX_NAME
     data = path.read_bytes()
     path.write_bytes({"truncated": data[: len(data) // 2], "not onnx": b"<html>404</html>", "empty": b""}[damage])
-    served_by_pytorch(onnx_run, "model.onnx not used:", caplog)
+    predictor = served_by_pytorch(onnx_run, "model.onnx not used:", caplog)
     assert "model.onnx not used" in caplog.text
+    assert str(onnx_run) not in predictor.runtime and str(onnx_run.parent) not in predictor.runtime  # no server paths
+
+
+class OnlyBatchOf:
+    """A session that answers like the real one for one batch size only (an export with a fixed batch)."""
+
+    def __init__(self, session: OnnxMembers, size: int):
+        self.session, self.size = session, size
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] != self.size:
+            raise RuntimeError(f"[ONNXRuntimeError] INVALID_ARGUMENT: index: 0 Got: {x.shape[0]} Expected: {self.size}")
+        return self.session(x)
+
+
+@pytest.mark.parametrize("size", [1, 3, 4])
+def test_the_probe_refuses_an_export_of_one_batch_size(tiny_run, size):
+    model = NameGRU.from_pretrained(str(tiny_run))
+    with pytest.raises(RuntimeError, match="INVALID_ARGUMENT"):
+        check_agreement(OnlyBatchOf(OnnxMembers(tiny_run / ONNX_NAME), size), model)
+
+
+def test_onnx_failing_at_run_time_hands_over_to_pytorch(tiny_run, caplog):
+    predictor, reference = Predictor.from_dir(tiny_run), Predictor.from_dir(tiny_run, onnx=False)
+    predictor.onnx = OnlyBatchOf(predictor.onnx, 3)
+    with caplog.at_level(logging.WARNING, logger="name_origin.predict"):
+        answer = predictor.predict("Rossi")
+    assert answer.probs == reference.predict("Rossi").probs and predictor.onnx is None
+    assert (
+        predictor.runtime.startswith("PyTorch (model.onnx failed on a batch of shape (1, 5)")
+        and "Got: 1" in caplog.text
+    )
 
 
 def test_another_runs_export_is_refused(onnx_run, caplog):
@@ -140,6 +172,29 @@ def test_a_failed_export_keeps_the_run_and_says_how_to_retry(tiny_run, monkeypat
     with caplog.at_level(logging.ERROR, logger="trainer.report"):
         assert report.write_onnx(NameGRU.from_pretrained(str(tiny_run)), tmp_path) is False
     assert "python -m trainer export" in caplog.text and "exporter bug" in caplog.text  # with its traceback
+
+
+@pytest.mark.slow  # three real exports (~10 s each)
+def test_exports_in_one_process_all_serve_and_a_refused_one_keeps_the_old_file(tiny_run, tmp_path, monkeypatch):
+    """torch 2.13 fixed the length of a second export in one process (trainer.export.forget_gru_dispatch)."""
+    import trainer.export
+    from trainer.export import export_onnx
+
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run in runs:
+        shutil.copytree(tiny_run, run)
+        (run / ONNX_NAME).unlink()
+        export_onnx(NameGRU.from_pretrained(str(run)), run)
+        assert Predictor.from_dir(run).runtime.startswith("ONNX Runtime"), run
+    before = (runs[0] / ONNX_NAME).read_bytes()
+
+    def refuse(session, model):
+        raise OnnxMismatchError("refused")
+
+    monkeypatch.setattr(trainer.export, "check_agreement", refuse)
+    with pytest.raises(OnnxMismatchError):
+        export_onnx(NameGRU.from_pretrained(str(runs[0])), runs[0])
+    assert (runs[0] / ONNX_NAME).read_bytes() == before and sorted(p.name for p in runs[0].glob(".*")) == []
 
 
 @pytest.mark.slow  # one real export in a fresh process (~10 s)

@@ -9,6 +9,7 @@ writes each nn.GRU as ONNX's GRU operator.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -34,13 +35,25 @@ class MemberLogits(nn.Module):
         return self.model.member_logits(x, None)
 
 
+def forget_gru_dispatch() -> None:
+    """Clear the dispatch caches of aten.gru. torch.onnx.export swaps in a while_loop GRU
+    decomposition (dynamic length) for the export and restores the old kernel afterwards without
+    clearing the op's dispatch cache, so a second export in one process (torch 2.13) got the
+    step-by-step decomposition and a length fixed at the example's. The agreement check below
+    would refuse such a file; this makes the second export right."""
+    for op in (torch.ops.aten.gru.input, torch.ops.aten.gru.data):
+        getattr(op, "_dispatch_cache", {}).clear()
+
+
 def export_onnx(model: NameGRU, run_dir: Path) -> Path:
-    """Write run_dir/model.onnx for `model` (eval mode, on CPU, float32) and check that ONNX
-    Runtime gives its logits; returns the path. Raises OnnxMismatchError when it does not (the
-    file is then removed: a run folder never holds an export that disagrees with its weights)."""
+    """Write run_dir/model.onnx for `model` (eval mode, on CPU, float32) once ONNX Runtime gives
+    its logits (runtime.check_agreement: batches of 1 and 3, lengths 1 to 17); returns the path.
+    Raises OnnxMismatchError when it does not, and then leaves any earlier model.onnx as it was:
+    a run folder never gets an export that disagrees with its weights."""
     model = model.eval()
     example = torch.full((2, 3), UNK, dtype=torch.long)
     dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("seq")}
+    forget_gru_dispatch()
     with warnings.catch_warnings():  # torch.export's deprecation notices about its own internals
         warnings.simplefilter("ignore", (FutureWarning, UserWarning, DeprecationWarning))
         program = torch.onnx.export(
@@ -48,11 +61,13 @@ def export_onnx(model: NameGRU, run_dir: Path) -> Path:
             dynamic_shapes=(dims,), external_data=False, verbose=False,
         )  # fmt: skip
     path = Path(run_dir) / ONNX_NAME
-    atomic_write_bytes(path, program.model_proto.SerializeToString())
+    candidate = path.with_name(f".{ONNX_NAME}.tmp")  # hidden: never pushed, never served
+    atomic_write_bytes(candidate, program.model_proto.SerializeToString())
     try:
-        worst = check_agreement(OnnxMembers(path), model)
+        worst = check_agreement(OnnxMembers(candidate), model)
     except Exception:
-        path.unlink(missing_ok=True)
+        candidate.unlink(missing_ok=True)
         raise
+    os.replace(candidate, path)
     log.info("wrote %s (ONNX Runtime's logits within %.1g of PyTorch's)", path, worst)
     return path
