@@ -220,10 +220,12 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    for name in QUIET_LOGGERS:  # the ONNX exporter logs hundreds of INFO lines per export
-        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.ERROR)
     if command == "push":  # no torch import: a push only uploads files
         return run_push(args.run_dir, args)
+    import torch  # noqa: F401 - torch configures its loggers on import: quiet them after that
+
+    for name in QUIET_LOGGERS:  # the ONNX exporter logs hundreds of INFO lines per export
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.ERROR)
     if command == "export":
         return run_export(args.run_dir)
     from trainer.data import DataError
