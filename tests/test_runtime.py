@@ -221,3 +221,33 @@ def test_export_of_weights_that_do_not_load_is_one_line(onnx_run, caplog, damage
         assert main(["export", str(onnx_run)]) == 1
     expected = "holds no model.safetensors" if damage == "missing" else "does not load"
     assert expected in caplog.text and "Traceback" not in caplog.text
+
+
+def test_weights_as_float16_keeps_every_result_bit_identical(tmp_path):
+    """Weights float16 holds exactly are stored as float16 (cast back at load); others stay float32."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from trainer.export import weights_as_float16
+
+    rng = np.random.default_rng(0)
+    exact = rng.standard_normal((16, 8)).astype(np.float16).astype(np.float32)  # as the run's weights are
+    inexact = rng.standard_normal((8, 4)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("MatMul", ["h", "w2"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])],
+        [numpy_helper.from_array(exact, "w1"), numpy_helper.from_array(inexact, "w2")],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.standard_normal((5, 16)).astype(np.float32)
+    before = ort.InferenceSession(proto.SerializeToString()).run(None, {"x": x})[0]
+    assert weights_as_float16(proto) == 1
+    kinds = {i.name: i.data_type for i in proto.graph.initializer}
+    assert kinds == {"w1.float16": TensorProto.FLOAT16, "w2": TensorProto.FLOAT}
+    onnx.save(proto, tmp_path / "m.onnx")
+    after = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"x": x})[0]
+    assert np.array_equal(after, before)
