@@ -5,7 +5,7 @@ torch.onnx.export): one graph, (batch, seq) int64 character indices of one exact
 (members, batch, classes) logits, every member's nn.GRU as ONNX's GRU operator. It exists for
 speed alone: one name runs several times faster than through torch's per-step GRU loop
 (bench/serve_speed.py prints both side by side). The PyTorch weights stay the source of truth:
-a session is used only after it gives the same logits as the loaded NameGRU on a probe batch, so
+a session is used only after it gives the same logits as the loaded NameGRU on probe batches, so
 a stale, corrupt or foreign model.onnx is passed over (with the reason) and PyTorch serves.
 """
 

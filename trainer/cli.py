@@ -93,6 +93,7 @@ def export_parser() -> argparse.ArgumentParser:
 
 
 def run_export(run_dir: Path) -> int:
+    from name_origin.hub import short
     from name_origin.model import NameGRU
     from trainer.export import export_onnx
 
@@ -102,7 +103,7 @@ def run_export(run_dir: Path) -> int:
     try:
         model = NameGRU.from_pretrained(str(run_dir))
     except Exception as e:  # noqa: BLE001 - a folder that does not load is the user's input, not a bug
-        log.error("%s does not load (%s): nothing exported.", run_dir, " ".join(f"{type(e).__name__}: {e}".split()))
+        log.error("%s does not load (%s): nothing exported.", run_dir, short(e))
         return 1
     print(f"wrote {export_onnx(model, run_dir)}")
     return 0
