@@ -137,11 +137,12 @@ def calibration_tab(run_dir: Path, metrics: dict) -> None:
         image(run_dir, "coverage.png", "Coverage vs accuracy")
 
 
-def model_tab(run_dir: Path, resolved: ResolvedModel, metrics: dict | None, runtime: str = "") -> None:
-    gr.Markdown(served_text(resolved, runtime))
+def model_tab(run_dir: Path, resolved: ResolvedModel, metrics: dict | None, runtime: str = "") -> gr.Markdown:
+    """The Model tab; returns its first line (which model serves, and what computes its logits)."""
+    served = gr.Markdown(served_text(resolved, runtime))
     if not metrics:
         gr.Markdown("This model folder has no readable `metrics.json`, so there is nothing more to show.")
-        return
+        return served
     with gr.Tab("Accuracy"):
         accuracy_tab(run_dir, metrics)
     with gr.Tab("Per language"):
@@ -243,7 +244,9 @@ def build_app(predictor: Predictor, resolved: ResolvedModel) -> gr.Blocks:
         with gr.Tab("Batch"):
             batch_tab(predictor, out_dir)
         with gr.Tab("Model"):
-            model_tab(predictor.run_dir, resolved, readable_metrics(predictor.metrics()), predictor.runtime)
+            served = model_tab(predictor.run_dir, resolved, readable_metrics(predictor.metrics()), predictor.runtime)
+        # read again at each page load: PyTorch takes over if ONNX Runtime fails on a request
+        demo.load(lambda: served_text(resolved, predictor.runtime), None, served, api_visibility="private", queue=False)
         gr.api(predict, api_name="predict", queue=False)  # one POST to /gradio_api/run/predict; /call/ works too
         gr.api(predict_batch, api_name="predict_batch", concurrency_id="batch", concurrency_limit=1)
     return demo

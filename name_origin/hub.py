@@ -52,13 +52,15 @@ class HubError(RuntimeError):
 
 
 def short(e: BaseException, hide: Path | None = None) -> str:
-    """`Type: message` on one line, at most 200 characters; with `hide`, that folder's path (as
-    given and resolved) is written as its last part, so the page never shows the server's paths."""
+    """`Type: message` on one line, at most 200 characters; with `hide`, that folder's absolute
+    path (as given and resolved) is written as its name as given, so the page never shows the
+    server's paths."""
     text = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
-    if hide is not None:  # absolute paths only: a relative one may be a common word
+    name = hide and (Path(hide).name or Path(hide).resolve().name)  # "" for the root: nothing to hide
+    if name:  # absolute paths only: a relative one may be a common word
         absolute = {str(Path(hide).resolve())} | ({str(hide)} if Path(hide).is_absolute() else set())
         for where in sorted(absolute, key=len, reverse=True):
-            text = text.replace(where, Path(hide).resolve().name)
+            text = text.replace(where, name)
     return f"{type(e).__name__}: {text}"[:200].rstrip(": ")
 
 

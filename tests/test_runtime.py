@@ -251,3 +251,78 @@ def test_weights_as_float16_keeps_every_result_bit_identical(tmp_path):
     onnx.save(proto, tmp_path / "m.onnx")
     after = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"x": x})[0]
     assert np.array_equal(after, before)
+
+
+def test_model_tab_follows_a_handover_to_pytorch(tiny_run):
+    from name_origin.hub import ResolvedModel
+
+    predictor = Predictor.from_dir(tiny_run)
+    demo = app.build_app(predictor, ResolvedModel(tiny_run, "bundled", None, []))
+    (on_load,) = [d.fn for d in demo.fns.values() if any(kind == "load" for _, kind in d.targets)]
+    assert "Its logits come from ONNX Runtime" in on_load()
+    predictor.onnx = OnlyBatchOf(predictor.onnx, 3)
+    predictor.predict("Rossi")
+    assert "Its logits come from PyTorch \\(model\\.onnx failed" in on_load()
+
+
+@pytest.mark.slow  # one tiny training (~6 s)
+def test_training_into_a_folder_drops_its_earlier_export(onnx_run, small_data_dir):
+    from trainer.cli import main
+
+    args = ["--preset", "tiny", "--data-dir", str(small_data_dir), "--out", str(onnx_run), "--threads", "1"]
+    assert main([*args, "--seed", "5", "--no-onnx"]) == 0
+    assert not (onnx_run / ONNX_NAME).exists()  # the card says so, and a push would carry it otherwise
+
+
+def test_a_refused_export_is_one_line(onnx_run, monkeypatch, caplog):
+    import trainer.export
+    from trainer.cli import main
+
+    def refuse(model, run_dir):
+        raise OnnxMismatchError("model.onnx differs from model.safetensors by 0.5 in a logit")
+
+    monkeypatch.setattr(trainer.export, "export_onnx", refuse)
+    with caplog.at_level(logging.ERROR, logger="trainer"):
+        assert main(["export", str(onnx_run)]) == 1
+    assert (
+        "model.onnx not written" in caplog.text and "kept as it was" in caplog.text and "Traceback" not in caplog.text
+    )
+
+
+def test_an_initializer_that_is_also_an_input_stays_float32():
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from trainer.export import weights_as_float16
+
+    w = np.ones((16, 4), dtype=np.float32)  # float16 holds it exactly, but a caller may pass another w
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in (("x", ["n", 16]), ("w", [16, 4]))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert weights_as_float16(proto) == 0 and proto.graph.initializer[0].data_type == TensorProto.FLOAT
+
+
+@pytest.mark.parametrize(
+    ("hide", "message", "expected"),
+    [
+        ("{tmp}/real", "Load model from {tmp}/real/model.onnx failed", "Load model from real/model.onnx failed"),
+        ("{tmp}/link", "Load model from {tmp}/link/model.onnx failed", "Load model from link/model.onnx failed"),
+        ("{tmp}/link", "Load model from {tmp}/real/model.onnx failed", "Load model from link/model.onnx failed"),
+        ("/", "Load model from /srv/m/model.onnx failed", "Load model from /srv/m/model.onnx failed"),
+        ("model", "Load model from model/model.onnx failed", "Load model from model/model.onnx failed"),
+    ],
+)
+def test_short_hides_the_folder_path_and_nothing_else(tmp_path, hide, message, expected):
+    """The folder's absolute path (as given, or resolved through a link) is shown as its name as
+    given; the root or a relative path changes nothing."""
+    from name_origin.hub import short
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    fill = {"tmp": str(tmp_path)}
+    assert short(RuntimeError(message.format(**fill)), hide=Path(hide.format(**fill))) == f"RuntimeError: {expected}"

@@ -95,6 +95,7 @@ def export_parser() -> argparse.ArgumentParser:
 def run_export(run_dir: Path) -> int:
     from name_origin.hub import short
     from name_origin.model import NameGRU
+    from name_origin.runtime import OnnxMismatchError
     from trainer.export import export_onnx
 
     if not (run_dir / "model.safetensors").is_file():
@@ -105,7 +106,11 @@ def run_export(run_dir: Path) -> int:
     except Exception as e:  # noqa: BLE001 - a folder that does not load is the user's input, not a bug
         log.error("%s does not load (%s): nothing exported.", run_dir, short(e))
         return 1
-    print(f"wrote {export_onnx(model, run_dir)}")
+    try:
+        print(f"wrote {export_onnx(model, run_dir)}")
+    except OnnxMismatchError as e:
+        log.error("model.onnx not written (%s); any earlier model.onnx is kept as it was.", e)
+        return 1
     return 0
 
 

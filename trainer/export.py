@@ -55,8 +55,9 @@ def weights_as_float16(proto: onnx.ModelProto) -> int:
     these Casts when it loads the file, so the results are bit-identical and the file is half the
     size. Edits `proto` in place; returns the number of initializers stored as float16."""
     graph, casts = proto.graph, []
+    inputs = {i.name for i in graph.input}  # an initializer that is also an input is a default a caller may replace
     for init in graph.initializer:
-        if init.data_type != TensorProto.FLOAT:
+        if init.data_type != TensorProto.FLOAT or init.name in inputs:
             continue
         values = numpy_helper.to_array(init)
         half = values.astype(np.float16)

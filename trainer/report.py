@@ -22,6 +22,7 @@ from name_origin import calibration as C
 from name_origin import evidence
 from name_origin.model import NameGRU, combine_members
 from name_origin.predict import HELDOUT_NAME
+from name_origin.runtime import ONNX_NAME
 from trainer import evaluate as E
 from trainer import plots
 from trainer.card import render_card
@@ -180,6 +181,7 @@ def write_run(
         shutil.move(Path(tmp) / "config.json", run_dir / ".config.json.tmp")
         shutil.move(Path(tmp) / "model.safetensors", run_dir / ".model.safetensors.tmp")
     os.chmod(run_dir / ".model.safetensors.tmp", 0o644)  # safetensors writes 0600; a run folder is shared
+    (run_dir / ONNX_NAME).unlink(missing_ok=True)  # an earlier run's export must not outlive its weights
     # config first, weights last: a folder with new weights always has their config
     (run_dir / ".config.json.tmp").replace(run_dir / "config.json")
     (run_dir / ".model.safetensors.tmp").replace(run_dir / "model.safetensors")
