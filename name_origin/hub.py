@@ -56,9 +56,10 @@ def short(e: BaseException, hide: Path | None = None) -> str:
     path (as given and resolved) is written as its name as given, so the page never shows the
     server's paths."""
     text = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
-    name = hide and (Path(hide).name or Path(hide).resolve().name)  # "" for the root: nothing to hide
+    folder = Path(hide) if hide is not None else None
+    name = folder and (folder.name or folder.resolve().name)  # "" for the root: nothing to hide
     if name:  # absolute paths only: a relative one may be a common word
-        absolute = {str(Path(hide).resolve())} | ({str(hide)} if Path(hide).is_absolute() else set())
+        absolute = {str(folder.resolve())} | ({str(folder)} if folder.is_absolute() else set())
         for where in sorted(absolute, key=len, reverse=True):
             text = text.replace(where, name)
     return f"{type(e).__name__}: {text}"[:200].rstrip(": ")

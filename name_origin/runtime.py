@@ -30,16 +30,17 @@ class OnnxMembers:
 
     One ONNX Runtime CPU session on the calling thread (intra- and inter-op threads 1): the
     Predictor spreads a request's batches over its own worker threads, and `run` is thread-safe.
-    Raises onnxruntime's errors for a file it cannot load."""
+    `model` is a file's path or its bytes. Raises onnxruntime's errors for a model it cannot load."""
 
-    def __init__(self, path):
+    def __init__(self, model):
         import onnxruntime as ort  # imported here: the package works without it (PyTorch then serves)
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only: the Model tab says which runtime serves
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        model = model if isinstance(model, bytes) else str(model)
+        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.session.run([OUTPUT], {INPUT: x.contiguous().numpy()})[0])

@@ -9,7 +9,6 @@ writes each nn.GRU as ONNX's GRU operator.
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from pathlib import Path
 
@@ -88,16 +87,11 @@ def export_onnx(model: NameGRU, run_dir: Path) -> Path:
             MemberLogits(model), (example,), dynamo=True, input_names=[INPUT], output_names=[OUTPUT],
             dynamic_shapes=(dims,), external_data=False, verbose=False,
         )  # fmt: skip
-    path = Path(run_dir) / ONNX_NAME
-    candidate = path.with_name(f".{ONNX_NAME}.tmp")  # hidden: never pushed, never served
     proto = program.model_proto
     weights_as_float16(proto)
-    atomic_write_bytes(candidate, proto.SerializeToString())
-    try:
-        worst = check_agreement(OnnxMembers(candidate), model)
-    except Exception:
-        candidate.unlink(missing_ok=True)
-        raise
-    os.replace(candidate, path)
+    data = proto.SerializeToString()
+    worst = check_agreement(OnnxMembers(data), model)  # checked in memory: only an agreeing file is written
+    path = Path(run_dir) / ONNX_NAME
+    atomic_write_bytes(path, data)
     log.info("wrote %s (ONNX Runtime's logits within %.1g of PyTorch's)", path, worst)
     return path
